@@ -1,0 +1,7 @@
+//! kspec: QEMU-based integration tests for Linux kernel <-> userspace channels.
+//!
+//! Layers, lowest first; a layer only uses those below it:
+//! `spec` (model) → `image` (build and cache) → `vm` (QEMU + serial session) → `exec` (steps,
+//! events) → `report` (human, JUnit, GitHub, JSON).
+
+pub mod spec;

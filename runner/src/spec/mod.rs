@@ -1,0 +1,15 @@
+//! Spec model (the lowest layer): parse, validate and locate YAML spec files.
+
+mod load;
+mod locate;
+mod model;
+
+pub use load::{discover, load_file, load_str, LoadedSpec, SpecError};
+pub use locate::{Locator, Pos};
+pub use model::*;
+
+/// JSON Schema of the spec format, for editors.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(model::Spec);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}

@@ -1,0 +1,393 @@
+//! The YAML spec format. Every key is documented in README.md ("Spec reference"); `kspec schema`
+//! prints the JSON Schema derived from these types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+/// One spec file: the cases for one channel or feature, run in order in one VM by default.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Short name; defaults to the file stem. Trial names are `<name>::<case>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// When these are not met the cases are reported as skipped, with the reason.
+    #[serde(default)]
+    pub requires: Requires,
+    /// Load kchan.ko before the first case of each VM and unload it (checked clean) after the last.
+    #[serde(default)]
+    pub module: Option<ModuleSetup>,
+    /// Default timeout of each step (e.g. "10s", "500ms"); 30s when absent.
+    #[serde(default)]
+    pub timeout: Option<Timeout>,
+    /// Host files added to the guest (paths relative to the spec file).
+    #[serde(default)]
+    pub files: Vec<GuestFile>,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// Kconfig symbols that must be `=y` or `=m` (with or without the CONFIG_ prefix).
+    #[serde(default)]
+    pub kconfig: Vec<String>,
+    /// Kernel version range, e.g. ">=6.12" or ">=6.12, <7.0".
+    #[serde(default)]
+    pub kernel: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSetup {
+    /// Module parameters passed to insmod, e.g. `{ mmap_pages: 1024 }`.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+    /// Unload after the last case and fail it unless rmmod succeeds with a clean kernel log.
+    #[serde(default = "yes")]
+    pub unload: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Bool(b) => write!(f, "{}", if *b { "1" } else { "0" }),
+            ParamValue::Str(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuestFile {
+    /// Host path, relative to the spec file's directory.
+    pub src: String,
+    /// Absolute guest path.
+    pub dest: String,
+    /// Octal mode, e.g. "0755"; default 0644, or 0755 when the host file is executable.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Run this case in a VM of its own (module loaded again if the spec has `module`).
+    #[serde(default)]
+    pub fresh_vm: bool,
+    /// Default step timeout for this case.
+    #[serde(default)]
+    pub timeout: Option<Timeout>,
+    pub steps: Vec<Step>,
+}
+
+/// One step: exactly one of `run`, `wait` or `kill`, plus expectations.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Human-readable label shown in reports (defaults to the command).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Shell command run by the guest's /bin/sh (stdin is /dev/null).
+    #[serde(default)]
+    pub run: Option<String>,
+    /// With `run`: start it in the background under this name; a later `wait` or `kill` step
+    /// checks its expectations.
+    #[serde(default)]
+    pub background: Option<String>,
+    /// Wait for the background command of this name to exit.
+    #[serde(default)]
+    pub wait: Option<String>,
+    /// Send `signal` (default TERM) to the background command of this name, then wait for it.
+    #[serde(default)]
+    pub kill: Option<String>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    /// Expected exit status: a number (default 0), "any" or "nonzero".
+    #[serde(default)]
+    pub exit: Option<ExitExpect>,
+    #[serde(default)]
+    pub stdout: Option<TextExpect>,
+    #[serde(default)]
+    pub stderr: Option<TextExpect>,
+    /// Kernel log lines produced during the step (for wait/kill: since the background start).
+    #[serde(default)]
+    pub kmsg: Option<TextExpect>,
+    /// Kernel report kinds this step may produce without failing: warning, bug, oops,
+    /// call_trace, kasan, ubsan, lockdep, taint, or "all".
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub timeout: Option<Timeout>,
+}
+
+/// Expectations on a text (stdout, stderr or the step's kernel log).
+/// A plain string means `equals` for stdout/stderr and `contains` for kmsg.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum TextExpect {
+    Plain(String),
+    Rules(TextRules),
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextRules {
+    /// The whole text, exactly (CRLF normalised).
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// Substrings that must all appear.
+    #[serde(default)]
+    pub contains: OneOrMany,
+    /// Regexes that must all match somewhere (use (?m) for ^/$ per line).
+    #[serde(default)]
+    pub regex: OneOrMany,
+    /// Substrings that must not appear.
+    #[serde(default)]
+    pub absent: OneOrMany,
+    /// The text's lines, exactly and in order.
+    #[serde(default)]
+    pub lines: Option<Vec<String>>,
+    /// How many lines match this regex, exactly: `{ regex: "...", count: 3 }`.
+    #[serde(default)]
+    pub count: Option<LineCount>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineCount {
+    pub regex: String,
+    pub count: usize,
+}
+
+impl<'de> Deserialize<'de> for TextExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Not #[serde(untagged)]: its errors lose the reason (e.g. an unknown key in the map).
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TextExpect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a map with equals/contains/regex/absent/lines/count")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TextExpect, E> {
+                Ok(TextExpect::Plain(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<TextExpect, A::Error> {
+                TextRules::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(TextExpect::Rules)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[schemars(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> &[String] {
+        match self {
+            OneOrMany::None => &[],
+            OneOrMany::One(s) => std::slice::from_ref(s),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<OneOrMany, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = s.next_element::<String>()? {
+                    v.push(x);
+                }
+                Ok(OneOrMany::Many(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(untagged)]
+pub enum ExitExpect {
+    Code(i32),
+    /// "any" or "nonzero"
+    Word(ExitWord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum ExitWord {
+    #[serde(rename = "any")]
+    Any,
+    #[serde(rename = "nonzero")]
+    NonZero,
+}
+
+impl ExitExpect {
+    pub fn accepts(self, code: i32) -> bool {
+        match self {
+            ExitExpect::Code(c) => c == code,
+            ExitExpect::Word(ExitWord::Any) => true,
+            ExitExpect::Word(ExitWord::NonZero) => code != 0,
+        }
+    }
+}
+
+impl fmt::Display for ExitExpect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitExpect::Code(c) => write!(f, "{c}"),
+            ExitExpect::Word(ExitWord::Any) => f.write_str("any"),
+            ExitExpect::Word(ExitWord::NonZero) => f.write_str("nonzero"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ExitExpect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an exit code 0..=255, \"any\" or \"nonzero\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ExitExpect, E> {
+                match i32::try_from(v) {
+                    Ok(c) if (0..=255).contains(&c) => Ok(ExitExpect::Code(c)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ExitExpect, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ExitExpect, E> {
+                match v {
+                    "any" => Ok(ExitExpect::Word(ExitWord::Any)),
+                    "nonzero" => Ok(ExitExpect::Word(ExitWord::NonZero)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration written as "500ms", "10s", "2m" or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub struct Timeout(#[schemars(with = "String")] pub Duration);
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Timeout;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration like \"500ms\", \"10s\", \"2m\" or a number of seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timeout, E> {
+                Ok(Timeout(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timeout, E> {
+                u64::try_from(v)
+                    .map(|v| Timeout(Duration::from_secs(v)))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timeout, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(Timeout)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timeout, E> {
+                parse_duration(v).map(Timeout).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+impl Step {
+    pub fn kind(&self) -> StepKind<'_> {
+        match (&self.run, &self.background, &self.wait, &self.kill) {
+            (Some(cmd), Some(bg), None, None) => StepKind::Start { cmd, name: bg },
+            (Some(cmd), None, None, None) => StepKind::Run { cmd },
+            (None, None, Some(name), None) => StepKind::Wait { name },
+            (None, None, None, Some(name)) => StepKind::Kill { name },
+            _ => StepKind::Invalid,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match self.kind() {
+            StepKind::Run { cmd } => cmd.lines().next().unwrap_or("").to_owned(),
+            StepKind::Start { cmd, name } => format!("start {name}: {}", cmd.lines().next().unwrap_or("")),
+            StepKind::Wait { name } => format!("wait {name}"),
+            StepKind::Kill { name } => format!("kill {name}"),
+            StepKind::Invalid => "invalid step".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum StepKind<'a> {
+    Run { cmd: &'a str },
+    Start { cmd: &'a str, name: &'a str },
+    Wait { name: &'a str },
+    Kill { name: &'a str },
+    Invalid,
+}
