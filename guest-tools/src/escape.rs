@@ -40,7 +40,7 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .bytes()
         .filter(|b| !(b.is_ascii_whitespace() || matches!(b, b':' | b'-' | b'_')))
         .collect();
-    if digits.len() % 2 != 0 {
+    if digits.len() & 1 == 1 {
         return Err(format!("odd number of hex digits in {s:?}"));
     }
     let nibble = |c: u8| -> Result<u8, String> {
@@ -87,9 +87,7 @@ pub fn parse_i64(s: &str) -> Result<i64, String> {
                 Err(format!("number {s:?} out of range"))
             }
         }
-        None => {
-            i64::try_from(parse_u64(t)?).map_err(|_| format!("number {s:?} out of range"))
-        }
+        None => i64::try_from(parse_u64(t)?).map_err(|_| format!("number {s:?} out of range")),
     }
 }
 
@@ -115,8 +113,14 @@ mod tests {
     #[test]
     fn hex() {
         assert_eq!(parse_hex("00ff10").unwrap(), vec![0, 0xff, 0x10]);
-        assert_eq!(parse_hex("0xDEAD beef").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
-        assert_eq!(parse_hex("de:ad-be_ef").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(
+            parse_hex("0xDEAD beef").unwrap(),
+            vec![0xde, 0xad, 0xbe, 0xef]
+        );
+        assert_eq!(
+            parse_hex("de:ad-be_ef").unwrap(),
+            vec![0xde, 0xad, 0xbe, 0xef]
+        );
         assert_eq!(parse_hex("").unwrap(), Vec::<u8>::new());
         assert!(parse_hex("abc").is_err());
         assert!(parse_hex("zz").is_err());

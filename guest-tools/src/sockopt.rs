@@ -54,8 +54,8 @@ pub fn set(fd: &OwnedFd, optname: i32, bytes: &[u8]) -> Result<()> {
 /// to what fits) and the optlen the kernel returned (which may be larger than the buffer).
 pub fn get(fd: &OwnedFd, optname: i32, len: usize) -> Result<(Vec<u8>, usize)> {
     let mut buf = vec![0u8; len];
-    let mut optlen = libc::socklen_t::try_from(len)
-        .map_err(|_| Error::raw("getsockopt", libc::EINVAL))?;
+    let mut optlen =
+        libc::socklen_t::try_from(len).map_err(|_| Error::raw("getsockopt", libc::EINVAL))?;
     // SAFETY: buf has `len` writable bytes, optlen says so.
     let r = unsafe {
         libc::getsockopt(
