@@ -182,9 +182,12 @@ enum NetlinkOp {
     Echo {
         #[command(flatten)]
         msg: MsgArg,
-        /// Send KCHAN_ECHO (payload MSG, no NUL) and check the reply's type, seq and payload
+        /// Send KCHAN_ECHO (payload MSG, no NUL, NLM_F_ACK) and check the reply's type, seq and payload
         #[arg(long)]
         kchan: bool,
+        /// Set NLM_F_ACK (kchan reports errors such as EMSGSIZE only then; default: flags 0 as the seed)
+        #[arg(long)]
+        ack: bool,
         /// Seconds to wait for the reply
         #[arg(long, default_value = "5", value_parser = parse_secs)]
         timeout: Duration,
@@ -473,12 +476,13 @@ fn run(cli: Cli) -> Result<()> {
             NetlinkOp::Echo {
                 msg,
                 kchan,
+                ack,
                 timeout,
             } => {
                 if kchan {
                     netlink::cmd_kecho(unit, &msg.bytes()?, timeout, verbose)
                 } else {
-                    netlink::cmd_echo(unit, &msg.bytes()?, timeout, verbose)
+                    netlink::cmd_echo(unit, &msg.bytes()?, ack, timeout, verbose)
                 }
             }
             NetlinkOp::Kecho { msg, timeout } => {

@@ -545,20 +545,24 @@ fn await_reply(
 }
 
 /// `netlink echo MSG`: the seed 004 echo (type IMP2_U_PID, flags 0, payload MSG + NUL).
-pub fn cmd_echo(unit: i32, msg: &[u8], timeout: Duration, verbose: bool) -> Result<()> {
+/// kchan drops failed requests silently unless NLM_F_ACK is set: `ack` sets it so an error
+/// (e.g. EMSGSIZE) is reported instead of a timeout.
+pub fn cmd_echo(unit: i32, msg: &[u8], ack: bool, timeout: Duration, verbose: bool) -> Result<()> {
     let mut sock = open_verbose(unit, verbose)?;
     let mut payload = msg.to_vec();
     payload.push(0);
-    sock.send(abi::IMP2_U_PID, 0, &payload)?;
-    let (h, p) = await_reply(&sock, "netlink echo", None, timeout)?;
+    let flags = if ack { NLM_F_ACK } else { 0 };
+    let seq = sock.send(abi::IMP2_U_PID, flags, &payload)?;
+    let (h, p) = await_reply(&sock, "netlink echo", ack.then_some(seq), timeout)?;
     output::line(&format!("reply: {}", escape(until_nul(&p))))?;
     output::line(&format!("type: {}", h.ty))
 }
 
-/// `netlink echo --kchan MSG` / `netlink kecho MSG`: KCHAN_ECHO, checks type, seq and payload.
+/// `netlink echo --kchan MSG` / `netlink kecho MSG`: KCHAN_ECHO with NLM_F_ACK (so errors are
+/// reported; the reply comes before the ACK), checks type, seq and payload.
 pub fn cmd_kecho(unit: i32, msg: &[u8], timeout: Duration, verbose: bool) -> Result<()> {
     let mut sock = open_verbose(unit, verbose)?;
-    let seq = sock.send(abi::KCHAN_ECHO, NLM_F_REQUEST, msg)?;
+    let seq = sock.send(abi::KCHAN_ECHO, NLM_F_REQUEST | NLM_F_ACK, msg)?;
     let (h, p) = await_reply(&sock, "netlink echo", Some(seq), timeout)?;
     if h.ty != abi::KCHAN_ECHO || p != msg {
         return Err(Error::msg(
@@ -833,7 +837,9 @@ pub fn run_burst(p: &BurstParams) -> Result<BurstStats> {
     });
     let start = Instant::now();
     for s in &mut socks {
-        s.sock.send(abi::KCHAN_BURST, NLM_F_REQUEST, &req)?;
+        // With NLM_F_ACK: kchan reports EPERM/EINVAL/EBUSY only then; the ACK precedes the data.
+        s.sock
+            .send(abi::KCHAN_BURST, NLM_F_REQUEST | NLM_F_ACK, &req)?;
     }
     let mut buf = vec![0u8; RECV_BUF];
     let mut last_activity = Instant::now();
