@@ -32,8 +32,8 @@ int kchan_sockopt_set(struct sock *sk, int optval, const sockptr_t *arg, unsigne
 int kchan_sockopt_get(struct sock *sk, int optval, void __user *user, int *len);
 /* netlink.rs: process context of the sender. */
 void kchan_netlink_input(struct sk_buff *skb);
-/* icmp.rs: NETLINK_URELEASE for our unit in init_net (process context). */
-void kchan_netlink_release(u32 portid);
+/* icmp.rs: NETLINK_URELEASE of a bound netlink socket in init_net (process context). */
+void kchan_netlink_release(int protocol, u32 portid);
 /* icmp.rs: every IPv4 packet at PRE_ROUTING (softirq). Addresses in network byte order. */
 void kchan_ipv4_packet(u8 protocol, __be32 saddr, __be32 daddr);
 /* procfs.rs */
@@ -50,7 +50,7 @@ int kchan_mmap(struct vm_area_struct *vma, unsigned long start, unsigned long en
 /* ---- Implemented in glue.c, called by Rust ----------------------------------------------- */
 int kchan_glue_proc_register(void);
 void kchan_glue_proc_unregister(void);
-int kchan_glue_sockopt_register(int base);
+int kchan_glue_sockopt_register(int optmin, int optmax);
 void kchan_glue_sockopt_unregister(void);
 struct sock *kchan_glue_netlink_create(int unit);
 void kchan_glue_netlink_release(struct sock *sk);
@@ -72,5 +72,6 @@ int kchan_glue_unicast(struct sock *sk, struct sk_buff *skb, u32 portid);
 void kchan_glue_bh_disable(void);
 void kchan_glue_bh_enable(void);
 void kchan_glue_backoff(void);
+void kchan_glue_cond_resched(void);
 
 #endif /* KCHAN_GLUE_H */

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+//! ICMP events (seeds 001/002, "imp2"): ports registered with an empty IMP2_U_PID message
+//! receive one IMP2_K_MSG with a `PacketInfo` for every IPv4 ICMP packet seen at
+//! NF_INET_PRE_ROUTING. Ports are forgotten on IMP2_CLOSE, when their socket is released
+//! (NETLINK_URELEASE) and when unicast says the port is gone (ECONNREFUSED).
+//!
+//! The hook runs in softirq context, so the listener set is a spinlock taken with softirqs
+//! disabled from process context, nothing in the hook sleeps (GFP_ATOMIC, non-blocking
+//! unicast), and the hook always accepts the packet.
+
+use kernel::prelude::*;
+use kernel::sync::{new_spinlock, SpinLock};
+
+use crate::abi::{IMP2_K_MSG, NETLINK_MAX_LISTENERS};
+use crate::glue::{self, BhOff};
+use crate::netlink::{self, Request};
+use crate::stats::STATS;
+use crate::compat::errno;
+use crate::state;
+
+const IPPROTO_ICMP: u8 = 1;
+
+/// Registered ports, in a fixed array: no allocation under the lock, in softirq.
+struct PortSet {
+    len: usize,
+    ports: [u32; NETLINK_MAX_LISTENERS],
+}
+
+impl PortSet {
+    fn find(&self, port: u32) -> Option<usize> {
+        self.ports[..self.len].iter().position(|&p| p == port)
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        self.len -= 1;
+        self.ports[i] = self.ports[self.len];
+        STATS.netlink_listeners.set(self.len as u64);
+    }
+}
+
+/// The listener set.
+#[pin_data]
+pub(crate) struct Listeners {
+    #[pin]
+    set: SpinLock<PortSet>,
+}
+
+impl Listeners {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Listeners {
+            set <- new_spinlock!(
+                PortSet { len: 0, ports: [0; NETLINK_MAX_LISTENERS] },
+                "kchan_listeners"
+            ),
+        })
+    }
+
+    /// Adds `port`; true if it was not registered yet.
+    fn add(&self, port: u32) -> Result<bool> {
+        let _bh = BhOff::new();
+        let mut set = self.set.lock();
+        if set.find(port).is_some() {
+            return Ok(false);
+        }
+        if set.len == NETLINK_MAX_LISTENERS {
+            return Err(ENOSPC);
+        }
+        let len = set.len;
+        set.ports[len] = port;
+        set.len += 1;
+        STATS.netlink_listeners.set(set.len as u64);
+        Ok(true)
+    }
+
+    /// Removes `port`; true if it was registered.
+    fn remove(&self, port: u32) -> bool {
+        let _bh = BhOff::new();
+        let mut set = self.set.lock();
+        match set.find(port) {
+            Some(i) => {
+                set.remove_at(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// IMP2_U_PID with an empty payload: register the sender (CAP_NET_ADMIN). Idempotent.
+pub(crate) fn register(req: &Request<'_>) -> Result {
+    if !req.net_admin() {
+        return Err(EPERM);
+    }
+    if state()?.listeners.add(req.port)? {
+        pr_info!("netlink: listener {} registered\n", req.port);
+    }
+    Ok(())
+}
+
+/// IMP2_CLOSE: unregister the sender itself (identity is the socket's port, so one port
+/// cannot unregister another). ENOENT if it was not registered.
+pub(crate) fn unregister(req: &Request<'_>) -> Result {
+    if !state()?.listeners.remove(req.port) {
+        return Err(ENOENT);
+    }
+    pr_info!("netlink: listener {} unregistered\n", req.port);
+    Ok(())
+}
+
+/// NETLINK_URELEASE of any netlink socket in init_net (glue.c's notifier).
+#[no_mangle]
+extern "C" fn kchan_netlink_release(protocol: core::ffi::c_int, portid: u32) {
+    let Ok(st) = state() else { return };
+    if protocol == st.params.netlink_unit && st.listeners.remove(portid) {
+        pr_info!("netlink: listener {} gone\n", portid);
+    }
+}
+
+/// Every IPv4 packet at PRE_ROUTING (softirq). Addresses are in network byte order and are
+/// passed on as they are, like imp2's `iph->saddr`/`iph->daddr`.
+#[no_mangle]
+extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
+    if protocol != IPPROTO_ICMP {
+        return;
+    }
+    STATS.icmp_events.inc();
+    let Ok(st) = state() else { return };
+    let mut info = [0u8; 8]; // abi::PacketInfo { src, dest }
+    info[..4].copy_from_slice(&saddr.to_ne_bytes());
+    info[4..].copy_from_slice(&daddr.to_ne_bytes());
+
+    let _bh = BhOff::new(); // already off in softirq; keeps the locking rule uniform
+    let mut set = st.listeners.set.lock();
+    let mut i = 0;
+    while i < set.len {
+        let port = set.ports[i];
+        match netlink::send(port, IMP2_K_MSG, 0, info.len(), true, |p| p.copy_from_slice(&info)) {
+            Ok(()) => i += 1,
+            Err(e) => {
+                STATS.netlink_drops.inc();
+                if e == errno::econnrefused() {
+                    set.remove_at(i); // the port is gone; same index now holds another
+                    pr_info!("netlink: listener {} gone\n", port);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The PRE_ROUTING hook on init_net; unregistered (and waited for) on drop.
+pub(crate) struct Hook(());
+
+impl Hook {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Plain call; the hook needs the state and the netlink socket, which exist.
+        kernel::error::to_result(unsafe { glue::kchan_glue_hook_register() })?;
+        Ok(Hook(()))
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `new`; returns after running hooks have finished.
+        unsafe { glue::kchan_glue_hook_unregister() };
+    }
+}
+
+/// The netlink notifier (NETLINK_URELEASE); unregistered on drop.
+pub(crate) struct ReleaseNotifier(());
+
+impl ReleaseNotifier {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Plain call; the callback needs the state, which exists.
+        kernel::error::to_result(unsafe { glue::kchan_glue_notifier_register() })?;
+        Ok(ReleaseNotifier(()))
+    }
+}
+
+impl Drop for ReleaseNotifier {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `new`; the blocking notifier chain waits for running calls.
+        unsafe { glue::kchan_glue_notifier_unregister() };
+    }
+}

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0
+//! kchan: the kernel <-> user space channels of the seed demos, re-implemented without their
+//! bugs. One module, four channels:
+//!
+//! - sockopt (seed 000, imp1): `nf_register_sockopt` options `[base, base + 2)` on PF_INET.
+//! - netlink (seeds 001/002 imp2 and 004 echo): a kernel netlink socket on `netlink_unit`,
+//!   ICMP events from a PRE_ROUTING netfilter hook, echo and bulk bursts.
+//! - procfs (seed 002): /proc/kchan/buffer and /proc/kchan/stats.
+//! - mmap (seed 003, memshare): /proc/kchan/mmap and /proc/memshare/phymem_size.
+//!
+//! Layout: this file owns the shared [`State`] and the registration objects; each channel
+//! lives in its own file; glue.c holds the C-only struct layouts and registrations.
+
+use core::ffi::{c_int, c_uint};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::prelude::*;
+
+#[allow(dead_code, unreachable_pub)]
+mod abi;
+mod burst;
+mod compat;
+mod glue;
+mod icmp;
+mod mmap;
+mod netlink;
+mod procfs;
+mod sockopt;
+mod stats;
+mod text;
+
+module! {
+    type: Kchan,
+    name: "kchan",
+    description: "Kernel/user channels: sockopt, netlink with ICMP events, procfs, mmap",
+    license: "GPL",
+}
+
+// Module parameters, published by module_param() in glue.c (which also documents them).
+// Written only by the module loader before `init` runs; 0444 forbids later writes.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+static mut kchan_param_netlink_unit: c_int = abi::NETLINK_UNIT_DEFAULT;
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+static mut kchan_param_sockopt_base: c_int = abi::SOCKOPT_BASE_DEFAULT;
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+static mut kchan_param_mmap_pages: c_uint = abi::MMAP_PAGES_DEFAULT;
+
+/// Validated module parameters.
+#[derive(Clone, Copy)]
+pub(crate) struct Params {
+    pub(crate) netlink_unit: i32,
+    pub(crate) sockopt_base: i32,
+    pub(crate) mmap_pages: usize,
+}
+
+impl Params {
+    fn read() -> Result<Self> {
+        // SAFETY: The loader wrote these before `init`; nothing writes them afterwards
+        // (0444), so plain reads cannot race.
+        let (unit, base, pages) = unsafe {
+            (
+                ptr::addr_of!(kchan_param_netlink_unit).read(),
+                ptr::addr_of!(kchan_param_sockopt_base).read(),
+                ptr::addr_of!(kchan_param_mmap_pages).read(),
+            )
+        };
+        if !(0..netlink::MAX_LINKS).contains(&unit) {
+            pr_err!("netlink_unit {} is out of range 0..{}\n", unit, netlink::MAX_LINKS - 1);
+            return Err(EINVAL);
+        }
+        if base < 0 || base > i32::MAX - abi::SOCKOPT_COUNT {
+            pr_err!("sockopt_base {} is out of range\n", base);
+            return Err(EINVAL);
+        }
+        if !(1..=abi::MMAP_PAGES_MAX).contains(&pages) {
+            pr_err!("mmap_pages {} is out of range 1..{}\n", pages, abi::MMAP_PAGES_MAX);
+            return Err(EINVAL);
+        }
+        Ok(Params {
+            netlink_unit: unit,
+            sockopt_base: base,
+            mmap_pages: pages as usize,
+        })
+    }
+}
+
+/// Everything the callbacks share. Allocated first and freed last, so every registration
+/// (and thus every callback) lives strictly inside its lifetime.
+#[pin_data]
+pub(crate) struct State {
+    pub(crate) params: Params,
+    #[pin]
+    pub(crate) sockopt: sockopt::LastMessage,
+    #[pin]
+    pub(crate) buffer: procfs::Buffer,
+    #[pin]
+    pub(crate) listeners: icmp::Listeners,
+    pub(crate) netlink: netlink::Endpoint,
+    pub(crate) bursts: burst::Bursts,
+    pub(crate) pages: mmap::Pages,
+}
+
+/// Published for the C callbacks, which carry no context pointer (nf_sockopt_ops, netlink
+/// input, notifier). Non-null exactly while [`StateOwner`] is alive.
+static STATE: AtomicPtr<State> = AtomicPtr::new(ptr::null_mut());
+
+/// The shared state, for callbacks.
+///
+/// The `'static` lifetime is a promise kept by the drop order of [`Kchan`]: every
+/// registration that can invoke a callback is torn down (and its in-flight callbacks waited
+/// for) before [`StateOwner`] frees the state.
+pub(crate) fn state() -> Result<&'static State> {
+    // SAFETY: See above: the pointer is either null or points at the live, pinned state.
+    unsafe { STATE.load(Ordering::Acquire).as_ref() }.ok_or(ENODEV)
+}
+
+/// Owns the state and publishes it in [`STATE`] (only read through that pointer).
+struct StateOwner {
+    _state: Pin<KBox<State>>,
+}
+
+impl StateOwner {
+    fn new(params: Params) -> Result<Self> {
+        let pages = mmap::Pages::new(params.mmap_pages)?;
+        let state = KBox::pin_init(
+            pin_init!(State {
+                params,
+                sockopt <- sockopt::LastMessage::new(),
+                buffer <- procfs::Buffer::new(),
+                listeners <- icmp::Listeners::new(),
+                netlink: netlink::Endpoint::new(),
+                bursts: burst::Bursts::new(),
+                pages,
+            }),
+            GFP_KERNEL,
+        )?;
+        STATE.store(ptr::from_ref::<State>(&state).cast_mut(), Ordering::Release);
+        Ok(StateOwner { _state: state })
+    }
+}
+
+impl Drop for StateOwner {
+    fn drop(&mut self) {
+        STATE.store(ptr::null_mut(), Ordering::Release);
+    }
+}
+
+/// Prints the last line of an unload.
+struct Farewell;
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
+}
+
+/// The module: one registration object per channel. Fields drop in declaration order, which
+/// is the reverse of the creation order in `init`: events stop first, the state goes last.
+struct Kchan {
+    _hook: icmp::Hook,
+    _notifier: icmp::ReleaseNotifier,
+    _netlink: netlink::Registration,
+    _sockopt: sockopt::Registration,
+    _proc: procfs::Registration,
+    _state: StateOwner,
+    _farewell: Farewell,
+}
+
+impl kernel::Module for Kchan {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // On an error below, the objects already created are dropped in reverse order,
+        // which unregisters them: nothing is left behind by a failed load.
+        let params = Params::read()?;
+        let state = StateOwner::new(params)?;
+        let proc = procfs::Registration::new()?;
+        let sockopt = sockopt::Registration::new(params.sockopt_base)?;
+        let netlink = netlink::Registration::new(params.netlink_unit)?;
+        let notifier = icmp::ReleaseNotifier::new()?;
+        let hook = icmp::Hook::new()?;
+        pr_info!(
+            "loaded (netlink unit {}, sockopt base {}, mmap pages {})\n",
+            params.netlink_unit,
+            params.sockopt_base,
+            params.mmap_pages
+        );
+        Ok(Kchan {
+            _hook: hook,
+            _notifier: notifier,
+            _netlink: netlink,
+            _sockopt: sockopt,
+            _proc: proc,
+            _state: state,
+            _farewell: Farewell,
+        })
+    }
+}
+
+impl Drop for Kchan {
+    fn drop(&mut self) {
+        // Runs before the fields are dropped. A successful load only, as the seed did.
+        if let Ok(st) = state() {
+            st.pages.log_content();
+        }
+    }
+}
