@@ -215,10 +215,31 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
             }
             per_msg_ns.push(st.seconds * 1e9 / st.messages as f64);
         }
-        let (min, median, p99) = throughput(per_msg_ns.clone(), 1.0);
-        // throughput() gives MB/s of 1-byte items: scale to messages/s.
-        let (min, median, p99) = (min * 1e3, median * 1e3, p99 * 1e3);
-        rows.push(Row {
+        rows.extend(burst_rows(
+            per_msg_ns,
+            o.burst_size,
+            null_median,
+            memcpy_median,
+        ));
+    }
+    rows.extend(mmap_rows);
+    Ok(rows)
+}
+
+/// The two burst rows from per-run times per message (ns): messages/s (ratio: cost per
+/// message over the null syscall) and payload MB/s (ratio over memcpy, when measured).
+fn burst_rows(
+    per_msg_ns: Vec<f64>,
+    size: u32,
+    null_median: f64,
+    memcpy_median: Option<f64>,
+) -> [Row; 2] {
+    // throughput() of 1-byte items is in 10^6 items/s: scale to messages/s.
+    let (min, median, p99) = throughput(per_msg_ns.clone(), 1.0);
+    let (min, median, p99) = (min * 1e6, median * 1e6, p99 * 1e6);
+    let (bmin, bmed, bp99) = throughput(per_msg_ns, f64::from(size));
+    [
+        Row {
             name: "netlink_burst",
             unit: "msgs/s",
             min,
@@ -227,19 +248,16 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
             ratio: (median > 0.0)
                 .then(|| 1e9 / median)
                 .and_then(|c| ratio(c, null_median)),
-        });
-        let (bmin, bmed, bp99) = throughput(per_msg_ns, f64::from(o.burst_size));
-        rows.push(Row {
+        },
+        Row {
             name: "netlink_burst_mb",
             unit: "MB/s",
             min: bmin,
             median: bmed,
             p99: bp99,
             ratio: memcpy_median.and_then(|m| ratio(m, bmed)),
-        });
-    }
-    rows.extend(mmap_rows);
-    Ok(rows)
+        },
+    ]
 }
 
 /// One KCHAN_ECHO round trip with the reply checked.
@@ -377,6 +395,18 @@ mod tests {
         assert_eq!(med, 1000.0);
         assert_eq!(min, 500.0);
         assert_eq!(p99, 500.0);
+    }
+
+    #[test]
+    fn burst_units() {
+        // 1000 ns per 64-byte message: 1e6 msgs/s, 64 MB/s; 10x a 100 ns null syscall.
+        let [m, b] = burst_rows(vec![1000.0, 1000.0, 1000.0], 64, 100.0, Some(128.0));
+        assert_eq!((m.unit, m.median), ("msgs/s", 1e6));
+        assert_eq!(m.ratio, Some(10.0));
+        assert_eq!((b.unit, b.median), ("MB/s", 64.0));
+        assert_eq!(b.ratio, Some(2.0));
+        let [_, b] = burst_rows(vec![1000.0], 64, 100.0, None);
+        assert_eq!(b.ratio, None);
     }
 
     #[test]

@@ -79,7 +79,12 @@ EXIT STATUS: 0 success, 1 operation failed, 2 usage error.";
 
 /// kchanctl: exercise the kchan kernel module's channels (sockopt, netlink, procfs, mmap).
 #[derive(Parser, Debug)]
-#[command(name = "kchanctl", version, after_long_help = OUTPUT_HELP)]
+#[command(
+    name = "kchanctl",
+    version,
+    after_long_help = OUTPUT_HELP,
+    color = clap::ColorChoice::Never
+)]
 struct Cli {
     /// Become this user first: setgroups([]), setgid(UID), setuid(UID) (drops all
     /// capabilities for UID != 0). Needs root.
