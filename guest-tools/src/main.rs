@@ -66,6 +66,9 @@ OUTPUT (stable; kspec specs match it):
                    proc_read, netlink_echo (ns); netlink_burst (msgs/s), netlink_burst_mb,
                    memcpy, mmap_write (MB/s). ratio = cost relative to the baseline (>1 is
                    slower): null_syscall for ns and msgs/s rows, memcpy for MB/s rows.
+                   Each sample is one operation, or on a coarse clock (e.g. the jiffies
+                   clocksource) the mean of a batch lasting >= 10 clock steps (>= 10 samples).
+                   Throughput min is the slowest sample, p99 the rate at the p99 time.
 
 ERRORS:
   kchanctl: <operation>: <ERRNO> (<description>)     e.g. kchanctl: setsockopt: EPERM (Operation not permitted)
