@@ -340,7 +340,7 @@ fn burst_rows(
 fn echo_once(sock: &mut NlSocket, payload: &[u8], buf: &mut [u8]) -> Result<()> {
     const OP: &str = "bench netlink_echo";
     let seq = sock.send(abi::KCHAN_ECHO, NLM_F_REQUEST, payload)?;
-    let deadline = Instant::now() + netlink::REPLY_TIMEOUT;
+    let deadline = netlink::deadline_after(netlink::REPLY_TIMEOUT);
     loop {
         let n = sock
             .recv_until(buf, deadline, &|| false)?

@@ -738,6 +738,134 @@ mod tests {
         assert!(parse(&["netlink", "echo", "--kchan", "hi"]).is_ok());
     }
 
+    /// Every option of every command, so each field's value type is checked against its
+    /// parser (clap panics at runtime on a mismatch that debug_assert does not catch).
+    #[test]
+    fn every_option_parses() {
+        let g = ["--as-user", "0", "--base", "128", "--unit", "31", "-v"];
+        let cmds: &[&[&str]] = &[
+            &["sockopt", "--raw", "set", "m", "--hex", "--nul"],
+            &["sockopt", "get", "--len", "0x40"],
+            &["sockopt", "last", "--len", "1", "--raw"],
+            &["sockopt", "seed"],
+            &[
+                "netlink",
+                "echo",
+                "m",
+                "--hex",
+                "--kchan",
+                "--ack",
+                "--timeout",
+                "0.25",
+            ],
+            &["netlink", "kecho", "m", "--hex", "--timeout", "1"],
+            &["netlink", "listen", "--count", "1", "--timeout", "2"],
+            &[
+                "netlink",
+                "burst",
+                "--count",
+                "1",
+                "--size",
+                "64",
+                "--sockets",
+                "2",
+                "--json",
+                "--rcvbuf",
+                "4096",
+                "--timeout",
+                "3",
+            ],
+            &[
+                "netlink",
+                "send",
+                "--type",
+                "0",
+                "--flags",
+                "ack",
+                "--len",
+                "16",
+                "--payload",
+                "00",
+                "--truncate",
+                "4",
+                "--seq",
+                "9",
+                "--pid",
+                "1",
+                "--wait",
+                "10",
+                "--show-payload",
+            ],
+            &["netlink", "ping-unit"],
+            &[
+                "proc", "read", "--offset", "1", "--chunk", "2", "--path", "/x", "--escape",
+            ],
+            &[
+                "proc", "write", "m", "--hex", "--path", "/x", "--offset", "3",
+            ],
+            &["proc", "stats", "--path", "/x"],
+            &[
+                "mmap", "write", "m", "--hex", "--offset", "5", "--no-nul", "--path", "/x",
+            ],
+            &[
+                "mmap", "read", "--offset", "1", "--len", "2", "--map", "--path", "/x",
+            ],
+            &[
+                "mmap",
+                "map",
+                "--offset",
+                "0",
+                "--len",
+                "4096",
+                "--private",
+                "--prot",
+                "r",
+                "--touch",
+                "--path",
+                "/x",
+            ],
+            &[
+                "mmap", "fill", "--seed", "1", "--size", "4096", "--path", "/x",
+            ],
+            &[
+                "mmap",
+                "verify",
+                "--seed",
+                "1",
+                "--size",
+                "4096",
+                "--via-read",
+                "--path",
+                "/x",
+            ],
+            &[
+                "bench",
+                "all",
+                "--iterations",
+                "5",
+                "--burst-count",
+                "6",
+                "--burst-size",
+                "64",
+                "--burst-runs",
+                "2",
+                "--json",
+            ],
+            &["bench", "sockopt"],
+            &["bench", "proc"],
+            &["bench", "netlink"],
+            &["bench", "mmap"],
+        ];
+        for c in cmds {
+            let args: Vec<&str> = g.iter().chain(c.iter()).copied().collect();
+            let cli = parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.as_user, Some(0));
+            // Also with the global options after the subcommand.
+            let args: Vec<&str> = c.iter().chain(g.iter()).copied().collect();
+            parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
     #[test]
     fn usage_errors() {
         for bad in [

@@ -444,6 +444,14 @@ impl NlSocket {
     }
 }
 
+/// `now + d`, saturating at a far but representable instant instead of panicking.
+pub fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// Longest single poll, so signals and deadlines are noticed promptly.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
@@ -523,7 +531,7 @@ fn await_reply(
     timeout: Duration,
 ) -> Result<(Header, Vec<u8>)> {
     let mut buf = vec![0u8; RECV_BUF];
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     loop {
         let n = sock
             .recv_until(&mut buf, deadline, &|| false)?
@@ -592,7 +600,7 @@ pub fn cmd_listen(
     // can fire between registration and the ACK being queued): keep them.
     let seq = sock.send(abi::IMP2_U_PID, NLM_F_ACK, &[])?;
     let mut early: Vec<abi::PacketInfo> = Vec::new();
-    let deadline = Instant::now() + REPLY_TIMEOUT;
+    let deadline = deadline_after(REPLY_TIMEOUT);
     'ack: loop {
         let n = sock
             .recv_until(&mut buf, deadline, &|| false)?
@@ -685,7 +693,7 @@ pub fn cmd_listen(
     }
     // Unregister (the seed's sig_int), with an ACK so a failure is visible.
     let close_seq = sock.send(abi::IMP2_CLOSE, NLM_F_ACK, &[])?;
-    let deadline = Instant::now() + REPLY_TIMEOUT;
+    let deadline = deadline_after(REPLY_TIMEOUT);
     'close: loop {
         let n = sock
             .recv_until(&mut buf, deadline, &|| false)?
@@ -994,7 +1002,7 @@ pub fn cmd_send(unit: i32, c: &Craft, verbose: bool) -> Result<()> {
         output::diag(&format!("netlink send: sent {sent} bytes"));
     }
     let mut buf = vec![0u8; RECV_BUF];
-    let deadline = Instant::now() + c.wait;
+    let deadline = deadline_after(c.wait);
     loop {
         let n = match sock.recv_until(&mut buf, deadline, &|| false) {
             Ok(Some(n)) => n,
@@ -1280,6 +1288,12 @@ mod tests {
         assert_eq!(parse_flags("request|0x100"), Ok(0x101));
         assert_eq!(parse_flags("0"), Ok(0));
         assert!(parse_flags("nope").is_err());
+    }
+
+    #[test]
+    fn deadlines_do_not_overflow() {
+        assert!(deadline_after(Duration::MAX) > Instant::now());
+        assert!(deadline_after(Duration::from_millis(u64::MAX)) > Instant::now());
     }
 
     #[test]
