@@ -4,4 +4,9 @@
 //! `spec` (model) → `image` (build and cache) → `vm` (QEMU + serial session) → `exec` (steps,
 //! events) → `report` (human, JUnit, GitHub, JSON).
 
+pub mod cli;
+pub mod exec;
+pub mod image;
+pub mod report;
 pub mod spec;
+pub mod vm;

@@ -11,8 +11,19 @@ use super::locate::{Locator, Pos};
 use super::model::{Spec, Step, StepKind, TextExpect};
 
 /// Report kinds a step may `allow`.
-pub const ALLOW_KINDS: &[&str] =
-    &["all", "warning", "bug", "oops", "call_trace", "kasan", "ubsan", "lockdep", "kfence", "taint", "panic"];
+pub const ALLOW_KINDS: &[&str] = &[
+    "all",
+    "warning",
+    "bug",
+    "oops",
+    "call_trace",
+    "kasan",
+    "ubsan",
+    "lockdep",
+    "kfence",
+    "taint",
+    "panic",
+];
 pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "USR1", "USR2", "QUIT"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +35,14 @@ pub struct SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.pos.line, self.pos.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col,
+            self.message
+        )
     }
 }
 
@@ -60,7 +78,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             let rd = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
             let mut found: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
                 .collect();
             found.sort();
             out.extend(found);
@@ -74,7 +95,13 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 pub fn load_file(path: &Path) -> Result<LoadedSpec, Vec<SpecError>> {
-    let err = |m: String| vec![SpecError { file: path.to_owned(), pos: Pos { line: 1, col: 1 }, message: m }];
+    let err = |m: String| {
+        vec![SpecError {
+            file: path.to_owned(),
+            pos: Pos { line: 1, col: 1 },
+            message: m,
+        }]
+    };
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let off = e.utf8_error().valid_up_to();
@@ -87,7 +114,11 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, Vec<SpecError>> {
                 pos.col += 1;
             }
         }
-        vec![SpecError { file: path.to_owned(), pos, message: "not UTF-8 text".into() }]
+        vec![SpecError {
+            file: path.to_owned(),
+            pos,
+            message: "not UTF-8 text".into(),
+        }]
     })?;
     load_str(path, &text)
 }
@@ -95,17 +126,38 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, Vec<SpecError>> {
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedSpec, Vec<SpecError>> {
     let file = path.to_owned();
     if text.trim().is_empty() {
-        return Err(vec![SpecError { file, pos: Pos { line: 1, col: 1 }, message: "empty spec file: expected a mapping with `cases`".into() }]);
+        return Err(vec![SpecError {
+            file,
+            pos: Pos { line: 1, col: 1 },
+            message: "empty spec file: expected a mapping with `cases`".into(),
+        }]);
     }
     let spec: Spec = serde_yaml::from_str(text).map_err(|e| {
-        let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or(Pos { line: 1, col: 1 });
-        vec![SpecError { file: file.clone(), pos, message: strip_location(&e.to_string()) }]
+        let pos = e
+            .location()
+            .map(|l| Pos {
+                line: l.line(),
+                col: l.column(),
+            })
+            .unwrap_or(Pos { line: 1, col: 1 });
+        vec![SpecError {
+            file: file.clone(),
+            pos,
+            message: strip_location(&e.to_string()),
+        }]
     })?;
     let locator = Locator::new(text);
     let name = spec.name.clone().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "spec".into())
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "spec".into())
     });
-    let loaded = LoadedSpec { path: file, name, spec, locator };
+    let loaded = LoadedSpec {
+        path: file,
+        name,
+        spec,
+        locator,
+    };
     let errors = validate(&loaded);
     if errors.is_empty() {
         Ok(loaded)
@@ -125,19 +177,35 @@ fn strip_location(msg: &str) -> String {
 fn validate(l: &LoadedSpec) -> Vec<SpecError> {
     let mut errs = Vec::new();
     let mut at = |path: &str, message: String| {
-        errs.push(SpecError { file: l.path.clone(), pos: l.locator.find(path), message });
+        errs.push(SpecError {
+            file: l.path.clone(),
+            pos: l.locator.find(path),
+            message,
+        });
     };
     let s = &l.spec;
     if l.name.is_empty() || l.name.contains("::") {
-        at("name", format!("invalid spec name {:?}: must be non-empty and not contain '::'", l.name));
+        at(
+            "name",
+            format!(
+                "invalid spec name {:?}: must be non-empty and not contain '::'",
+                l.name
+            ),
+        );
     }
     if s.cases.is_empty() {
-        at("cases", "`cases` is empty: a spec needs at least one case".into());
+        at(
+            "cases",
+            "`cases` is empty: a spec needs at least one case".into(),
+        );
     }
     for (i, k) in s.requires.kconfig.iter().enumerate() {
         let sym = k.strip_prefix("CONFIG_").unwrap_or(k);
         if sym.is_empty() || !sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            at(&format!("requires.kconfig[{i}]"), format!("invalid Kconfig symbol {k:?}"));
+            at(
+                &format!("requires.kconfig[{i}]"),
+                format!("invalid Kconfig symbol {k:?}"),
+            );
         }
     }
     if let Some(r) = &s.requires.kernel {
@@ -148,7 +216,10 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
     if let Some(m) = &s.module {
         for k in m.params.keys() {
             if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                at(&format!("module.params.{k}"), format!("invalid module parameter name {k:?}"));
+                at(
+                    &format!("module.params.{k}"),
+                    format!("invalid module parameter name {k:?}"),
+                );
             }
         }
     }
@@ -159,14 +230,27 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
     }
     for (i, f) in s.files.iter().enumerate() {
         if !f.dest.starts_with('/') || f.dest.split('/').any(|c| c == "..") {
-            at(&format!("files[{i}].dest"), format!("guest path {:?} must be absolute without '..'", f.dest));
+            at(
+                &format!("files[{i}].dest"),
+                format!("guest path {:?} must be absolute without '..'", f.dest),
+            );
         }
         if !l.dir().join(&f.src).is_file() {
-            at(&format!("files[{i}].src"), format!("host file {:?} not found (relative to {})", f.src, l.dir().display()));
+            at(
+                &format!("files[{i}].src"),
+                format!(
+                    "host file {:?} not found (relative to {})",
+                    f.src,
+                    l.dir().display()
+                ),
+            );
         }
         if let Some(m) = &f.mode {
             if u32::from_str_radix(m.trim_start_matches("0o"), 8).map_or(true, |v| v > 0o7777) {
-                at(&format!("files[{i}].mode"), format!("invalid octal mode {m:?}"));
+                at(
+                    &format!("files[{i}].mode"),
+                    format!("invalid octal mode {m:?}"),
+                );
             }
         }
     }
@@ -174,17 +258,36 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
     for (ci, case) in s.cases.iter().enumerate() {
         let cp = format!("cases[{ci}]");
         if case.name.trim().is_empty() || case.name.contains("::") {
-            at(&format!("{cp}.name"), format!("invalid case name {:?}: must be non-empty and not contain '::'", case.name));
+            at(
+                &format!("{cp}.name"),
+                format!(
+                    "invalid case name {:?}: must be non-empty and not contain '::'",
+                    case.name
+                ),
+            );
         }
         if let Some(prev) = names.insert(case.name.clone(), ci) {
-            at(&format!("{cp}.name"), format!("duplicate case name {:?} (first used by case {})", case.name, prev + 1));
+            at(
+                &format!("{cp}.name"),
+                format!(
+                    "duplicate case name {:?} (first used by case {})",
+                    case.name,
+                    prev + 1
+                ),
+            );
         }
         if case.steps.is_empty() {
-            at(&format!("{cp}.steps"), "a case needs at least one step".into());
+            at(
+                &format!("{cp}.steps"),
+                "a case needs at least one step".into(),
+            );
         }
         if let Some(t) = case.timeout {
             if t.0.is_zero() {
-                at(&format!("{cp}.timeout"), "timeout must be greater than zero".into());
+                at(
+                    &format!("{cp}.timeout"),
+                    "timeout must be greater than zero".into(),
+                );
             }
         }
         let mut running: HashSet<&str> = HashSet::new();
@@ -196,12 +299,18 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
             match step.kind() {
                 StepKind::Start { name, .. } => {
                     if !running.insert(name) {
-                        at(&format!("{sp}.background"), format!("background {name:?} is already running"));
+                        at(
+                            &format!("{sp}.background"),
+                            format!("background {name:?} is already running"),
+                        );
                     }
                 }
                 StepKind::Wait { name } | StepKind::Kill { name } => {
                     if !running.remove(name) {
-                        at(&sp, format!("no background command named {name:?} is running at this step"));
+                        at(
+                            &sp,
+                            format!("no background command named {name:?} is running at this step"),
+                        );
                     }
                 }
                 _ => {}
@@ -210,7 +319,10 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
         let mut left: Vec<_> = running.into_iter().collect();
         left.sort();
         for name in left {
-            at(&format!("{cp}.steps"), format!("background {name:?} is never waited for or killed"));
+            at(
+                &format!("{cp}.steps"),
+                format!("background {name:?} is never waited for or killed"),
+            );
         }
     }
     errs
@@ -222,11 +334,20 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
     match step.kind() {
         StepKind::Invalid => v.push((
             String::new(),
-            "a step needs exactly one of `run`, `wait` or `kill` (`background` goes with `run`)".into(),
+            "a step needs exactly one of `run`, `wait` or `kill` (`background` goes with `run`)"
+                .into(),
         )),
         StepKind::Start { .. } => {
-            if step.exit.is_some() || step.stdout.is_some() || step.stderr.is_some() || step.kmsg.is_some() {
-                v.push((String::new(), "expectations of a background command belong on its `wait` or `kill` step".into()));
+            if step.exit.is_some()
+                || step.stdout.is_some()
+                || step.stderr.is_some()
+                || step.kmsg.is_some()
+            {
+                v.push((
+                    String::new(),
+                    "expectations of a background command belong on its `wait` or `kill` step"
+                        .into(),
+                ));
             }
         }
         _ => {}
@@ -241,30 +362,61 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
             v.push((".signal".into(), "`signal` goes with `kill`".into()));
         }
         if !SIGNALS.contains(&sig.trim_start_matches("SIG")) {
-            v.push((".signal".into(), format!("unknown signal {sig:?}, expected one of {}", SIGNALS.join(", "))));
+            v.push((
+                ".signal".into(),
+                format!(
+                    "unknown signal {sig:?}, expected one of {}",
+                    SIGNALS.join(", ")
+                ),
+            ));
         }
     }
     if let Some(t) = step.timeout {
         if t.0.is_zero() {
-            v.push((".timeout".into(), "timeout must be greater than zero".into()));
+            v.push((
+                ".timeout".into(),
+                "timeout must be greater than zero".into(),
+            ));
         }
     }
     for (i, a) in step.allow.iter().enumerate() {
         if !ALLOW_KINDS.contains(&a.as_str()) {
-            v.push((format!(".allow[{i}]"), format!("unknown report kind {a:?}, expected one of {}", ALLOW_KINDS.join(", "))));
+            v.push((
+                format!(".allow[{i}]"),
+                format!(
+                    "unknown report kind {a:?}, expected one of {}",
+                    ALLOW_KINDS.join(", ")
+                ),
+            ));
         }
     }
-    for (field, exp) in [("stdout", &step.stdout), ("stderr", &step.stderr), ("kmsg", &step.kmsg)] {
-        let Some(TextExpect::Rules(r)) = exp else { continue };
+    for (field, exp) in [
+        ("stdout", &step.stdout),
+        ("stderr", &step.stderr),
+        ("kmsg", &step.kmsg),
+    ] {
+        let Some(TextExpect::Rules(r)) = exp else {
+            continue;
+        };
         for (i, re) in r.regex.items().iter().enumerate() {
             if let Err(e) = Regex::new(re) {
-                let idx = if matches!(r.regex, super::model::OneOrMany::Many(_)) { format!("[{i}]") } else { String::new() };
-                v.push((format!(".{field}.regex{idx}"), format!("invalid regex: {}", one_line(&e.to_string()))));
+                let idx = if matches!(r.regex, super::model::OneOrMany::Many(_)) {
+                    format!("[{i}]")
+                } else {
+                    String::new()
+                };
+                v.push((
+                    format!(".{field}.regex{idx}"),
+                    format!("invalid regex: {}", one_line(&e.to_string())),
+                ));
             }
         }
         if let Some(c) = &r.count {
             if let Err(e) = Regex::new(&c.regex) {
-                v.push((format!(".{field}.count.regex"), format!("invalid regex: {}", one_line(&e.to_string()))));
+                v.push((
+                    format!(".{field}.count.regex"),
+                    format!("invalid regex: {}", one_line(&e.to_string())),
+                ));
             }
         }
         if r.equals.is_none()
@@ -274,21 +426,30 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
             && r.lines.is_none()
             && r.count.is_none()
         {
-            v.push((format!(".{field}"), "empty expectation: give equals, contains, regex, absent, lines or count".into()));
+            v.push((
+                format!(".{field}"),
+                "empty expectation: give equals, contains, regex, absent, lines or count".into(),
+            ));
         }
     }
     v
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A version requirement like ">=6.12, <7.0": a list of (op, version) pairs.
 pub fn parse_version_req(s: &str) -> Result<Vec<(String, Vec<u32>)>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let op_len = part.find(|c: char| c.is_ascii_digit()).unwrap_or(part.len());
+        let op_len = part
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(part.len());
         let (op, ver) = part.split_at(op_len);
         let op = op.trim();
         if !["", "=", "==", ">=", "<=", ">", "<"].contains(&op) {
@@ -297,7 +458,11 @@ pub fn parse_version_req(s: &str) -> Result<Vec<(String, Vec<u32>)>, String> {
         let nums: Result<Vec<u32>, _> = ver.trim().split('.').map(str::parse).collect();
         match nums {
             Ok(n) if !n.is_empty() => out.push((op.to_owned(), n)),
-            _ => return Err(format!("invalid version {ver:?} in {s:?} (expected e.g. \">=6.12, <7.0\")")),
+            _ => {
+                return Err(format!(
+                    "invalid version {ver:?} in {s:?} (expected e.g. \">=6.12, <7.0\")"
+                ))
+            }
         }
     }
     if out.is_empty() {
@@ -308,14 +473,26 @@ pub fn parse_version_req(s: &str) -> Result<Vec<(String, Vec<u32>)>, String> {
 
 /// Does kernel `version` ("6.12.117") satisfy `req`? Missing components compare as 0.
 pub fn version_matches(req: &str, version: &str) -> bool {
-    let Ok(req) = parse_version_req(req) else { return false };
-    let v: Vec<u32> = version.split(['.', '-']).map_while(|p| p.parse().ok()).collect();
+    let Ok(req) = parse_version_req(req) else {
+        return false;
+    };
+    let v: Vec<u32> = version
+        .split(['.', '-'])
+        .map_while(|p| p.parse().ok())
+        .collect();
     req.iter().all(|(op, want)| {
         let n = want.len().max(v.len());
         let get = |x: &Vec<u32>, i: usize| x.get(i).copied().unwrap_or(0);
         // Compare only as many components as the requirement names: "=6.12" matches 6.12.117.
-        let n_cmp = if op.is_empty() || op == "=" || op == "==" { want.len() } else { n };
-        let ord = (0..n_cmp).map(|i| get(&v, i).cmp(&get(want, i))).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal);
+        let n_cmp = if op.is_empty() || op == "=" || op == "==" {
+            want.len()
+        } else {
+            n
+        };
+        let ord = (0..n_cmp)
+            .map(|i| get(&v, i).cmp(&get(want, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal);
         match op.as_str() {
             ">=" => ord.is_ge(),
             "<=" => ord.is_le(),
@@ -339,7 +516,11 @@ mod tests {
 
     #[test]
     fn valid_spec_loads() {
-        let s = load_str(Path::new("x/net.yaml"), "cases:\n  - name: a\n    steps:\n      - run: echo hi\n        stdout: \"hi\\n\"\n").unwrap();
+        let s = load_str(
+            Path::new("x/net.yaml"),
+            "cases:\n  - name: a\n    steps:\n      - run: echo hi\n        stdout: \"hi\\n\"\n",
+        )
+        .unwrap();
         assert_eq!(s.name, "net");
         assert_eq!(s.spec.cases[0].steps.len(), 1);
     }
@@ -364,15 +545,24 @@ mod tests {
         let e = errs("cases:\n  - name: a\n    steps: [{run: x, background: l}]\n  - name: a\n    steps: [{wait: m}]\n");
         assert!(e.iter().any(|m| m.contains("duplicate case name")), "{e:?}");
         assert!(e.iter().any(|m| m.contains("never waited")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("no background command named \"m\"")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("no background command named \"m\"")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn wrong_types_and_empty() {
         assert!(errs("")[0].contains("empty spec file"));
         assert!(errs("cases: 3\n")[0].starts_with("t.yaml:1:8: cases: invalid type"));
-        assert!(errs("cases:\n  - name: a\n    steps: [{run: x, exit: -1}]\n")[0].contains("exit code"));
-        assert!(errs("cases:\n  - name: a\n    steps: [{run: x, timeout: soon}]\n")[0].contains("duration"));
+        assert!(
+            errs("cases:\n  - name: a\n    steps: [{run: x, exit: -1}]\n")[0].contains("exit code")
+        );
+        assert!(
+            errs("cases:\n  - name: a\n    steps: [{run: x, timeout: soon}]\n")[0]
+                .contains("duration")
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ impl Locator {
         let mut rx = Receiver::default();
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut rx, false);
-        Locator { positions: rx.positions }
+        Locator {
+            positions: rx.positions,
+        }
     }
 
     /// Position of `path`, or of its nearest recorded ancestor.
@@ -57,7 +59,10 @@ impl Receiver {
     /// Path of the node that starts now, advancing the parent's state. None for a mapping key.
     fn next_node_path(&mut self, scalar: Option<&str>, mark: Marker) -> Option<String> {
         // yaml-rust2 columns are 0-based in practice; serde_yaml (and editors) count from 1.
-        let pos = Pos { line: mark.line(), col: mark.col() + 1 };
+        let pos = Pos {
+            line: mark.line(),
+            col: mark.col() + 1,
+        };
         let Some((parent, frame)) = self.stack.last_mut() else {
             return Some(String::new());
         };
@@ -65,12 +70,20 @@ impl Receiver {
             Frame::Map { key } => match key.take() {
                 None => {
                     let k = scalar.unwrap_or("?").to_owned();
-                    let path = if parent.is_empty() { k.clone() } else { format!("{parent}.{k}") };
+                    let path = if parent.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{parent}.{k}")
+                    };
                     self.positions.entry(path).or_insert(pos);
                     *key = Some(k);
                     None
                 }
-                Some(k) => Some(if parent.is_empty() { k } else { format!("{parent}.{k}") }),
+                Some(k) => Some(if parent.is_empty() {
+                    k
+                } else {
+                    format!("{parent}.{k}")
+                }),
             },
             Frame::Seq { index } => {
                 let path = format!("{parent}[{index}]");

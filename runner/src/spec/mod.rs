@@ -4,7 +4,9 @@ mod load;
 mod locate;
 mod model;
 
-pub use load::{discover, load_file, load_str, LoadedSpec, SpecError};
+pub use load::{
+    discover, load_file, load_str, version_matches, LoadedSpec, SpecError, ALLOW_KINDS,
+};
 pub use locate::{Locator, Pos};
 pub use model::*;
 

@@ -234,7 +234,10 @@ impl<'de> Deserialize<'de> for OneOrMany {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
                 Ok(OneOrMany::One(v.to_owned()))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<OneOrMany, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<OneOrMany, A::Error> {
                 let mut v = Vec::new();
                 while let Some(x) = s.next_element::<String>()? {
                     v.push(x);
@@ -337,7 +340,9 @@ impl<'de> Deserialize<'de> for Timeout {
                     .map_err(|_| E::invalid_value(serde::de::Unexpected::Float(v), &self))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timeout, E> {
-                parse_duration(v).map(Timeout).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                parse_duration(v)
+                    .map(Timeout)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
             }
         }
         d.deserialize_any(V)
@@ -346,7 +351,9 @@ impl<'de> Deserialize<'de> for Timeout {
 
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
@@ -375,7 +382,9 @@ impl Step {
         }
         match self.kind() {
             StepKind::Run { cmd } => cmd.lines().next().unwrap_or("").to_owned(),
-            StepKind::Start { cmd, name } => format!("start {name}: {}", cmd.lines().next().unwrap_or("")),
+            StepKind::Start { cmd, name } => {
+                format!("start {name}: {}", cmd.lines().next().unwrap_or(""))
+            }
             StepKind::Wait { name } => format!("wait {name}"),
             StepKind::Kill { name } => format!("kill {name}"),
             StepKind::Invalid => "invalid step".into(),

@@ -1,0 +1,106 @@
+//! What a run reports, as one stream of events: reporters (human, JUnit, GitHub, JSON) only
+//! render these.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CaseId {
+    pub kernel: String,
+    pub spec: String,
+    pub case: String,
+}
+
+impl CaseId {
+    /// `<spec>::<case>`, the trial name.
+    pub fn name(&self) -> String {
+        format!("{}::{}", self.spec, self.case)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A VM for `spec` booted (or failed to; then the cases report it).
+    VmBooted {
+        kernel: String,
+        spec: String,
+        boot: Duration,
+        guest_uptime: f64,
+    },
+    CaseStarted(CaseId),
+    CaseFinished(Box<CaseReport>),
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    pub id: CaseId,
+    pub file: PathBuf,
+    /// Line of the case in the spec file.
+    pub line: usize,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub label: String,
+    pub exit: Option<i32>,
+    pub duration: Duration,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Passed,
+    Failed(Failure),
+    Skipped(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// An expectation did not hold.
+    Assertion,
+    /// The kernel reported a problem (BUG, WARNING, KASAN, new taint...).
+    KernelReport,
+    /// The step ran past its timeout.
+    Timeout,
+    /// The guest died.
+    Panic,
+    /// Booting, loading the module, or the session itself failed.
+    Infrastructure,
+}
+
+impl FailureKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Assertion => "assertion failed",
+            FailureKind::KernelReport => "kernel report",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Panic => "kernel panic",
+            FailureKind::Infrastructure => "infrastructure",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// Which step (label) and where it is in the spec file.
+    pub step: String,
+    pub line: usize,
+    pub message: String,
+    pub details: Vec<Detail>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Detail {
+    /// Expected vs actual text of stdout/stderr/kmsg.
+    Diff {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    /// Text with a heading (output of a step, kernel lines, console tail).
+    Lines { heading: String, lines: Vec<String> },
+}

@@ -1,0 +1,69 @@
+//! Step execution: runs (kernel, spec) units on worker threads, each unit in its own VM(s), and
+//! reports through one event stream. Uses spec, image and vm below it.
+
+pub mod check;
+pub mod event;
+pub mod spec_run;
+pub mod splat;
+
+use std::collections::VecDeque;
+use std::sync::mpsc::Sender;
+use std::sync::Mutex;
+
+pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
+pub use spec_run::{run_spec, unmet_requirements, RunSettings};
+
+use crate::image::Image;
+use crate::spec::LoadedSpec;
+
+/// Run every (image, spec) pair with at most `jobs` VMs at a time. `selected` filters cases.
+/// Each worker thread owns its VMs from spawn to kill: QEMU's parent-death signal follows the
+/// thread that forked it.
+pub fn run_all(
+    images: &[Image],
+    specs: &[LoadedSpec],
+    selected: &(dyn Fn(&CaseId) -> bool + Sync),
+    settings: &RunSettings,
+    jobs: usize,
+    events: &Sender<Event>,
+) -> Vec<CaseReport> {
+    let mut units: VecDeque<(&Image, &LoadedSpec)> = VecDeque::new();
+    for img in images {
+        for s in specs {
+            let any = s.spec.cases.iter().any(|c| {
+                selected(&CaseId {
+                    kernel: img.kernel.name.clone(),
+                    spec: s.name.clone(),
+                    case: c.name.clone(),
+                })
+            });
+            if any {
+                units.push_back((img, s));
+            }
+        }
+    }
+    let queue = Mutex::new(units);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            let events = events.clone();
+            scope.spawn(|| {
+                let events = events;
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let Some((img, spec)) = next else { break };
+                    let pick = |case: &str| {
+                        selected(&CaseId {
+                            kernel: img.kernel.name.clone(),
+                            spec: spec.name.clone(),
+                            case: case.to_owned(),
+                        })
+                    };
+                    let r = run_spec(img, spec, &pick, settings, &events);
+                    results.lock().unwrap_or_else(|e| e.into_inner()).extend(r);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
+}

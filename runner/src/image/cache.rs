@@ -1,0 +1,135 @@
+//! The build cache outside the repository (`$KSPEC_CACHE`, default `~/.cache/kspec`) and the
+//! content hashes that key it: an artifact is rebuilt exactly when something it depends on changed.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    pub fn from_env() -> Result<Self, String> {
+        let root = match std::env::var_os("KSPEC_CACHE") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => {
+                let base = std::env::var_os("XDG_CACHE_HOME")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .ok_or("neither KSPEC_CACHE nor HOME is set")?;
+                base.join("kspec")
+            }
+        };
+        std::fs::create_dir_all(&root)
+            .map_err(|e| format!("cannot create cache {}: {e}", root.display()))?;
+        Ok(Cache { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, parts: &[&str]) -> Result<PathBuf, String> {
+        let mut p = self.root.clone();
+        for part in parts {
+            p.push(part);
+        }
+        std::fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+        Ok(p)
+    }
+}
+
+/// Builds a cache key from labelled inputs.
+pub struct Key(Sha256);
+
+impl Key {
+    pub fn new(kind: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(kind.as_bytes());
+        Key(h)
+    }
+
+    pub fn str(mut self, label: &str, value: &str) -> Self {
+        self.field(label, value.as_bytes());
+        self
+    }
+
+    fn field(&mut self, label: &str, value: &[u8]) {
+        self.0.update((label.len() as u64).to_le_bytes());
+        self.0.update(label.as_bytes());
+        self.0.update((value.len() as u64).to_le_bytes());
+        self.0.update(value);
+    }
+
+    pub fn file(mut self, label: &str, path: &Path) -> Result<Self, String> {
+        let data =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        self.field(label, &data);
+        Ok(self)
+    }
+
+    /// Every source file under `dir` (recursively, sorted), skipping build output.
+    pub fn dir(
+        mut self,
+        label: &str,
+        dir: &Path,
+        keep: &dyn Fn(&Path) -> bool,
+    ) -> Result<Self, String> {
+        let mut files = Vec::new();
+        walk(dir, &mut files).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        files.sort();
+        for f in files.into_iter().filter(|f| keep(f)) {
+            let rel = f
+                .strip_prefix(dir)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .into_owned();
+            self = self.file(&format!("{label}/{rel}"), &f)?;
+        }
+        Ok(self)
+    }
+
+    /// Hex digest; 16 characters are plenty to tell builds apart.
+    pub fn finish(self) -> String {
+        let d = self.0.finalize();
+        d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let p = e.path();
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with('.') || name == "target" {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}

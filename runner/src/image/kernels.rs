@@ -1,0 +1,174 @@
+//! The kernel list (`images/kernels.yaml`): which kernels exist, where their source comes from
+//! and what they need. One source of truth for build, tests, `kspec matrix` and CI.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelList {
+    pub default: String,
+    pub kernels: Vec<Kernel>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    pub name: String,
+    pub version: String,
+    /// Where the source comes from on this machine kind (Debian).
+    pub source: Source,
+    /// Where it comes from on GitHub runners (defaults to `source`).
+    #[serde(default)]
+    pub github_source: Option<Source>,
+    /// Kconfig fragments under images/kconfig, applied in order on top of tinyconfig.
+    pub fragments: Vec<String>,
+    pub toolchain: ToolchainReq,
+    /// Built and tested by `cargo test` and .ci/run here; otherwise only on GitHub.
+    #[serde(default)]
+    pub local: bool,
+    /// Extra kernel command line for this kernel's VMs.
+    #[serde(default)]
+    pub cmdline: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(try_from = "SourceFields")]
+pub enum Source {
+    Debian {
+        package: String,
+        suite: Option<String>,
+    },
+    Tarball {
+        url: String,
+        sha256: String,
+    },
+    Path(PathBuf),
+}
+
+/// The YAML shape: exactly one of `debian`, `tarball`, `path`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFields {
+    #[serde(default)]
+    debian: Option<DebianFields>,
+    #[serde(default)]
+    tarball: Option<TarballFields>,
+    #[serde(default)]
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DebianFields {
+    package: String,
+    #[serde(default)]
+    suite: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TarballFields {
+    url: String,
+    sha256: String,
+}
+
+impl TryFrom<SourceFields> for Source {
+    type Error = String;
+    fn try_from(f: SourceFields) -> Result<Self, String> {
+        match (f.debian, f.tarball, f.path) {
+            (Some(d), None, None) => Ok(Source::Debian {
+                package: d.package,
+                suite: d.suite,
+            }),
+            (None, Some(t), None) => {
+                if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("tarball {}: sha256 must be 64 hex digits", t.url));
+                }
+                Ok(Source::Tarball {
+                    url: t.url,
+                    sha256: t.sha256.to_ascii_lowercase(),
+                })
+            }
+            (None, None, Some(p)) => Ok(Source::Path(p)),
+            _ => Err("a source needs exactly one of debian, tarball or path".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolchainReq {
+    pub rustc: String,
+    pub bindgen: String,
+    pub llvm: String,
+}
+
+impl KernelList {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let list: KernelList = serde_yaml::from_str(&text).map_err(|e| {
+            let loc = e
+                .location()
+                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .unwrap_or_default();
+            format!("{}{loc}: {e}", path.display())
+        })?;
+        if list.kernels.is_empty() {
+            return Err(format!("{}: no kernels listed", path.display()));
+        }
+        if list.get(&list.default).is_none() {
+            return Err(format!(
+                "{}: default kernel {:?} is not in the list",
+                path.display(),
+                list.default
+            ));
+        }
+        Ok(list)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Kernel> {
+        self.kernels.iter().find(|k| k.name == name)
+    }
+
+    /// Resolve a `--kernel` argument: a name, "all" (every kernel), "local" (those tested here)
+    /// or a comma-separated list of names.
+    pub fn select(&self, arg: Option<&str>) -> Result<Vec<&Kernel>, String> {
+        match arg.unwrap_or(&self.default) {
+            "all" => Ok(self.kernels.iter().collect()),
+            "local" => Ok(self.kernels.iter().filter(|k| k.local).collect()),
+            names => names
+                .split(',')
+                .map(|n| {
+                    self.get(n.trim()).ok_or_else(|| {
+                        let known: Vec<_> = self.kernels.iter().map(|k| k.name.as_str()).collect();
+                        format!(
+                            "unknown kernel {n:?}; known: {}, all, local",
+                            known.join(", ")
+                        )
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Kernel {
+    /// The source to use here: on GitHub Actions the github_source when present.
+    pub fn effective_source(&self) -> &Source {
+        match (
+            &self.github_source,
+            std::env::var("GITHUB_ACTIONS").as_deref(),
+        ) {
+            (Some(g), Ok("true")) => g,
+            _ => &self.source,
+        }
+    }
+
+    /// "6.12.117" -> (6, 12)
+    pub fn major_minor(&self) -> (u32, u32) {
+        let mut it = self.version.split('.').map(|p| p.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+}

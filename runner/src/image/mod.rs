@@ -1,0 +1,180 @@
+//! Image build: kernel + kchan.ko + kchanctl + busybox packed into an initramfs, each piece
+//! cached under a key of its inputs. Uses only the spec layer below it.
+
+pub mod cache;
+pub mod initramfs;
+pub mod kernel;
+pub mod kernels;
+pub mod module;
+pub mod progress;
+mod run;
+pub mod source;
+pub mod toolchain;
+pub mod tools;
+
+use std::path::{Path, PathBuf};
+
+pub use cache::Cache;
+pub use kernel::BuiltKernel;
+pub use kernels::{Kernel, KernelList, Source};
+pub use progress::{Progress, Quiet, StderrProgress};
+pub use toolchain::Toolchain;
+
+/// The checkout kspec works on: images/, guest-kmod/, guest-tools/, specs/.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub root: PathBuf,
+}
+
+impl Repo {
+    /// `$KSPEC_ROOT`, else the nearest ancestor of the working directory holding
+    /// images/kernels.yaml, else the checkout this binary was built from.
+    pub fn locate() -> Result<Self, String> {
+        let is_root = |p: &Path| p.join("images/kernels.yaml").is_file();
+        if let Some(r) = std::env::var_os("KSPEC_ROOT").filter(|r| !r.is_empty()) {
+            let root = PathBuf::from(r);
+            return if is_root(&root) {
+                Ok(Repo { root })
+            } else {
+                Err(format!(
+                    "KSPEC_ROOT={} has no images/kernels.yaml",
+                    root.display()
+                ))
+            };
+        }
+        if let Ok(cwd) = std::env::current_dir() {
+            if let Some(root) = cwd.ancestors().find(|p| is_root(p)) {
+                return Ok(Repo {
+                    root: root.to_owned(),
+                });
+            }
+        }
+        let built_from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_owned);
+        match built_from {
+            Some(root) if is_root(&root) => Ok(Repo { root }),
+            _ => Err("cannot find the kspec checkout (images/kernels.yaml): run inside it or set KSPEC_ROOT".into()),
+        }
+    }
+
+    pub fn kernel_list(&self) -> Result<KernelList, String> {
+        KernelList::load(&self.root.join("images/kernels.yaml"))
+    }
+
+    pub fn specs_dir(&self) -> PathBuf {
+        self.root.join("specs")
+    }
+}
+
+/// Everything needed to boot one kernel's test VM.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub kernel: Kernel,
+    pub built: BuiltKernel,
+    pub module: PathBuf,
+    pub kchanctl: PathBuf,
+    pub initramfs: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Use this local kernel tree instead of the list's source (only with a single kernel).
+    pub kernel_src: Option<PathBuf>,
+    /// make -j; 0 = number of CPUs.
+    pub jobs: usize,
+}
+
+/// Build (or find up to date in the cache) the images of `kernels`.
+pub fn build_images(
+    repo: &Repo,
+    kernels: &[&Kernel],
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Image>, String> {
+    if opts.kernel_src.is_some() && kernels.len() != 1 {
+        return Err("--kernel-src needs exactly one --kernel".into());
+    }
+    let cache = Cache::from_env()?;
+    let tc = Toolchain::detect(&cache)?;
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        return Err(
+            "/bin/busybox not found (Debian package busybox-static): run images/setup-host.sh"
+                .into(),
+        );
+    }
+    let jobs = if opts.jobs == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        opts.jobs
+    };
+    let (kchanctl, tools_key) = tools::build(&repo.root, &cache, progress)?;
+    let init = repo.root.join("images/init");
+    let mut images = Vec::new();
+    for k in kernels {
+        let source = match &opts.kernel_src {
+            Some(p) => Source::Path(p.clone()),
+            None => k.effective_source().clone(),
+        };
+        let tree = source::obtain(&source, &cache, progress)?;
+        let built = kernel::build(
+            k,
+            &tree,
+            &repo.root.join("images/kconfig"),
+            &tc,
+            &cache,
+            progress,
+            jobs,
+        )?;
+        let (module, module_key) = module::build(
+            &k.name,
+            &built,
+            &repo.root.join("guest-kmod"),
+            &tc,
+            &cache,
+            progress,
+        )?;
+        let key = cache::Key::new("initramfs-1")
+            .str("module", &module_key)
+            .str("tools", &tools_key)
+            .file("init", &init)?
+            .file("busybox", busybox)?
+            .finish();
+        let initramfs = cache
+            .dir(&["images"])?
+            .join(format!("{}-{key}.cpio", k.name));
+        if !initramfs.is_file() {
+            let data = initramfs::base(busybox, &init, &module, &kchanctl)?;
+            let tmp = initramfs.with_extension("tmp");
+            std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &initramfs)
+                .map_err(|e| format!("{}: {e}", initramfs.display()))?;
+            progress.message(&format!(
+                "{}: initramfs packed: {}",
+                k.name,
+                initramfs.display()
+            ));
+        } else {
+            progress.message(&format!("{}: image up to date", k.name));
+        }
+        images.push(Image {
+            kernel: (*k).clone(),
+            built,
+            module,
+            kchanctl: kchanctl.clone(),
+            initramfs,
+        });
+    }
+    Ok(images)
+}
+
+/// Describe the toolchain choice (`kspec build` prints it).
+pub fn describe_toolchain() -> Result<String, String> {
+    let cache = Cache::from_env()?;
+    let tc = Toolchain::detect(&cache)?;
+    Ok(format!(
+        "kernel rustc: {} — {}; bindgen: {}; clang: {}",
+        tc.rustc_version, tc.rustc_choice, tc.bindgen_version, tc.clang_version
+    ))
+}

@@ -1,0 +1,73 @@
+//! Build guest-kmod (kchan.ko) against a built kernel, in a cache directory keyed by the kernel
+//! and the module sources: editing the module rebuilds it, never the kernel.
+
+use std::path::{Path, PathBuf};
+
+use super::cache::{Cache, Key};
+use super::kernel::BuiltKernel;
+use super::progress::Progress;
+use super::run::run_logged;
+use super::toolchain::Toolchain;
+
+fn is_module_source(p: &Path) -> bool {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("rs" | "c" | "h")
+    ) || name == "Kbuild"
+        || name == "Makefile"
+}
+
+pub fn build(
+    kname: &str,
+    kernel: &BuiltKernel,
+    module_src: &Path,
+    tc: &Toolchain,
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<(PathBuf, String), String> {
+    let key = Key::new("module-1")
+        .str("kernel", &kernel.key)
+        .dir("src", module_src, &is_module_source)?
+        .finish();
+    let dir = cache.dir(&["modules", &format!("{kname}-{key}")])?;
+    let ko = dir.join("kchan.ko");
+    if ko.is_file() {
+        progress.message(&format!("{kname}: module up to date ({key})"));
+        return Ok((ko, key));
+    }
+    // Build in a copy: Kbuild writes its objects next to the sources.
+    let work = dir.join("build");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    for e in std::fs::read_dir(module_src).map_err(|e| format!("{}: {e}", module_src.display()))? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.is_file() && is_module_source(&p) {
+            std::fs::copy(&p, work.join(p.file_name().unwrap_or_default()))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    let log = dir.join("build.log");
+    let _ = std::fs::remove_file(&log);
+    progress.message(&format!(
+        "{kname}: building kchan.ko (log: {})",
+        log.display()
+    ));
+    let mut c = kernel.make(tc);
+    c.arg(format!("M={}", work.display())).arg("modules");
+    run_logged(c, &log, &format!("{kname}: module build"), &|_| {})?;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    for w in text.lines().filter(|l| l.contains("warning:")) {
+        progress.message(&format!("{kname}: module build warning: {}", w.trim()));
+    }
+    std::fs::copy(work.join("kchan.ko"), &ko).map_err(|e| {
+        format!(
+            "module build produced no kchan.ko ({e}); log: {}",
+            log.display()
+        )
+    })?;
+    Ok((ko, key))
+}

@@ -1,0 +1,176 @@
+//! Human-readable progress and failures: one line per case, and for a failure the step, its
+//! spec line, a diff of expected vs actual and the step's kernel lines.
+
+use std::io::Write;
+use std::time::Instant;
+
+use similar::{ChangeTag, TextDiff};
+
+use super::{count, Reporter};
+use crate::exec::{CaseReport, Detail, Event, Outcome};
+
+pub struct Human<W: Write> {
+    out: W,
+    started: Instant,
+    color: bool,
+}
+
+impl<W: Write> Human<W> {
+    pub fn new(out: W, color: bool) -> Self {
+        Human {
+            out,
+            started: Instant::now(),
+            color,
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+/// The failure block of one case, as text lines (shared with the libtest harness).
+pub fn failure_text(r: &CaseReport) -> String {
+    let Outcome::Failed(f) = &r.outcome else {
+        return String::new();
+    };
+    let mut s = format!(
+        "{}:{}: {} in step `{}`: {}\n",
+        r.file.display(),
+        f.line,
+        f.kind.label(),
+        f.step,
+        f.message
+    );
+    for d in &f.details {
+        match d {
+            Detail::Diff {
+                what,
+                expected,
+                actual,
+            } => {
+                s.push_str(&format!("  {what} (- expected, + actual):\n"));
+                let diff = TextDiff::from_lines(expected, actual);
+                for change in diff.iter_all_changes() {
+                    let sign = match change.tag() {
+                        ChangeTag::Delete => "-",
+                        ChangeTag::Insert => "+",
+                        ChangeTag::Equal => " ",
+                    };
+                    let line = change.value();
+                    let shown = if line.ends_with('\n') {
+                        line.to_owned()
+                    } else {
+                        format!("{line}⏎ (no newline)\n")
+                    };
+                    s.push_str(&format!(
+                        "    {sign}{}",
+                        shown.escape_debug().to_string().replace("\\n", "\n")
+                    ));
+                }
+            }
+            Detail::Lines { heading, lines } => {
+                if lines.is_empty() {
+                    s.push_str(&format!("  {heading}: (none)\n"));
+                    continue;
+                }
+                s.push_str(&format!("  {heading}:\n"));
+                for l in lines.iter().take(60) {
+                    s.push_str(&format!("    | {l}\n"));
+                }
+                if lines.len() > 60 {
+                    s.push_str(&format!("    | ... {} more lines\n", lines.len() - 60));
+                }
+            }
+        }
+    }
+    s
+}
+
+impl<W: Write> Reporter for Human<W> {
+    fn event(&mut self, ev: &Event) {
+        match ev {
+            Event::VmBooted {
+                kernel,
+                spec,
+                boot,
+                guest_uptime,
+            } => {
+                let _ = writeln!(
+                    self.out,
+                    "{} [{kernel}] {spec}: VM ready in {:.2}s (guest uptime {guest_uptime:.2}s)",
+                    self.paint("2", "      BOOT"),
+                    boot.as_secs_f64()
+                );
+            }
+            Event::CaseStarted(_) => {}
+            Event::CaseFinished(r) => {
+                let (tag, color) = match &r.outcome {
+                    Outcome::Passed => ("      PASS", "32"),
+                    Outcome::Failed(_) => ("      FAIL", "31;1"),
+                    Outcome::Skipped(_) => ("      SKIP", "33"),
+                };
+                let extra = match &r.outcome {
+                    Outcome::Skipped(why) => format!(": {why}"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    self.out,
+                    "{} [{}] {} ({:.2}s){extra}",
+                    self.paint(color, tag),
+                    r.id.kernel,
+                    r.id.name(),
+                    r.duration.as_secs_f64()
+                );
+                if matches!(r.outcome, Outcome::Failed(_)) {
+                    for l in failure_text(r).lines() {
+                        let _ = writeln!(self.out, "        {l}");
+                    }
+                }
+                let _ = self.out.flush();
+            }
+        }
+    }
+
+    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), String> {
+        let c = count(reports);
+        let failed: Vec<&CaseReport> = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            .collect();
+        if !failed.is_empty() {
+            let _ = writeln!(self.out, "\nFailed cases:");
+            for r in failed {
+                let line = match &r.outcome {
+                    Outcome::Failed(f) => f.line,
+                    _ => r.line,
+                };
+                let _ = writeln!(
+                    self.out,
+                    "  [{}] {} ({}:{})",
+                    r.id.kernel,
+                    r.id.name(),
+                    r.file.display(),
+                    line
+                );
+            }
+        }
+        let _ = writeln!(
+            self.out,
+            "\nkspec: {} cases in {:.1}s",
+            reports.len(),
+            self.started.elapsed().as_secs_f64()
+        );
+        // The closing line CI tools read.
+        let _ = writeln!(
+            self.out,
+            "{} passed, {} failed, {} skipped",
+            c.passed, c.failed, c.skipped
+        );
+        self.out.flush().map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,78 @@
+//! JSON lines: one object per finished case, then a summary object.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use super::{count, Reporter};
+use crate::exec::{CaseReport, Detail, Event, Outcome};
+
+pub struct JsonLines<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonLines<W> {
+    pub fn new(out: W) -> Self {
+        JsonLines { out }
+    }
+}
+
+pub fn case_json(r: &CaseReport) -> serde_json::Value {
+    let (outcome, failure) = match &r.outcome {
+        Outcome::Passed => ("passed", serde_json::Value::Null),
+        Outcome::Skipped(why) => ("skipped", json!({ "reason": why })),
+        Outcome::Failed(f) => (
+            "failed",
+            json!({
+                "kind": f.kind.label(),
+                "step": f.step,
+                "line": f.line,
+                "message": f.message,
+                "details": f.details.iter().map(|d| match d {
+                    Detail::Diff { what, expected, actual } => json!({"what": what, "expected": expected, "actual": actual}),
+                    Detail::Lines { heading, lines } => json!({"heading": heading, "lines": lines}),
+                }).collect::<Vec<_>>(),
+            }),
+        ),
+    };
+    json!({
+        "type": "case",
+        "kernel": r.id.kernel,
+        "spec": r.id.spec,
+        "case": r.id.case,
+        "file": r.file.display().to_string(),
+        "line": r.line,
+        "outcome": outcome,
+        "duration_s": r.duration.as_secs_f64(),
+        "failure": failure,
+        "steps": r.steps.iter().map(|s| json!({"label": s.label, "exit": s.exit, "duration_s": s.duration.as_secs_f64(), "passed": s.passed})).collect::<Vec<_>>(),
+    })
+}
+
+impl<W: Write> Reporter for JsonLines<W> {
+    fn event(&mut self, ev: &Event) {
+        let v = match ev {
+            Event::CaseFinished(r) => case_json(r),
+            Event::VmBooted {
+                kernel,
+                spec,
+                boot,
+                guest_uptime,
+            } => {
+                json!({"type": "boot", "kernel": kernel, "spec": spec, "boot_s": boot.as_secs_f64(), "guest_uptime_s": guest_uptime})
+            }
+            Event::CaseStarted(_) => return,
+        };
+        let _ = writeln!(self.out, "{v}");
+    }
+
+    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), String> {
+        let c = count(reports);
+        let _ = writeln!(
+            self.out,
+            "{}",
+            json!({"type": "summary", "passed": c.passed, "failed": c.failed, "skipped": c.skipped})
+        );
+        self.out.flush().map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,66 @@
+//! JUnit XML (one testsuite per kernel and spec) for CI test viewers.
+
+use std::path::PathBuf;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::Reporter;
+use crate::exec::{CaseReport, Event, Outcome};
+
+pub struct Junit {
+    path: PathBuf,
+}
+
+impl Junit {
+    pub fn new(path: PathBuf) -> Self {
+        Junit { path }
+    }
+}
+
+pub fn render(reports: &[CaseReport]) -> Result<String, String> {
+    let mut report = Report::new("kspec");
+    let mut suites: Vec<(String, TestSuite)> = Vec::new();
+    for r in reports {
+        let suite_name = format!("{}/{}", r.id.kernel, r.id.spec);
+        let idx = match suites.iter().position(|(n, _)| *n == suite_name) {
+            Some(i) => i,
+            None => {
+                suites.push((suite_name.clone(), TestSuite::new(suite_name.clone())));
+                suites.len() - 1
+            }
+        };
+        let status = match &r.outcome {
+            Outcome::Passed => TestCaseStatus::success(),
+            Outcome::Skipped(why) => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(why.clone());
+                s
+            }
+            Outcome::Failed(f) => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("{}: {}", f.kind.label(), f.message));
+                s.set_type(f.kind.label());
+                s.set_description(super::human::failure_text(r));
+                s
+            }
+        };
+        let mut tc = TestCase::new(r.id.case.clone(), status);
+        tc.set_classname(format!("{}.{}", r.id.kernel, r.id.spec));
+        tc.set_time(r.duration);
+        tc.extra
+            .insert("file".into(), r.file.display().to_string().into());
+        tc.extra.insert("line".into(), r.line.to_string().into());
+        suites[idx].1.add_test_case(tc);
+    }
+    report.add_test_suites(suites.into_iter().map(|(_, s)| s));
+    report.to_string().map_err(|e| e.to_string())
+}
+
+impl Reporter for Junit {
+    fn event(&mut self, _: &Event) {}
+
+    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), String> {
+        let xml = render(reports)?;
+        std::fs::write(&self.path, xml).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}

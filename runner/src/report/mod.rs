@@ -1,0 +1,36 @@
+//! Reports: render the event stream. Human output for terminals and logs, JUnit XML for CI,
+//! GitHub annotations, JSON lines for tools.
+
+pub mod github;
+pub mod human;
+pub mod json;
+pub mod junit;
+
+use crate::exec::{CaseReport, Event, Outcome};
+
+pub trait Reporter {
+    fn event(&mut self, ev: &Event);
+    /// Called once with every case report after the run.
+    fn finish(&mut self, _reports: &[CaseReport]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+pub fn count(reports: &[CaseReport]) -> Counts {
+    let mut c = Counts::default();
+    for r in reports {
+        match r.outcome {
+            Outcome::Passed => c.passed += 1,
+            Outcome::Failed(_) => c.failed += 1,
+            Outcome::Skipped(_) => c.skipped += 1,
+        }
+    }
+    c
+}

@@ -1,0 +1,91 @@
+//! The QEMU command line for a test VM and for an interactive shell.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::accel::Accel;
+
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+    pub accel: Accel,
+    pub memory_mb: u32,
+    /// Extra kernel command line.
+    pub cmdline: String,
+    pub boot_timeout: std::time::Duration,
+}
+
+/// Kernel command line shared by every mode: printk stays off the console (only emergencies
+/// reach it, so a panic is still visible), a panic ends QEMU at once.
+fn base_cmdline(cfg: &VmConfig) -> String {
+    let mut s = String::from("console=ttyS0 panic=-1 loglevel=1 printk.devkmsg=on");
+    if !cfg.cmdline.is_empty() {
+        s.push(' ');
+        s.push_str(&cfg.cmdline);
+    }
+    s
+}
+
+fn common(cfg: &VmConfig) -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    match cfg.accel {
+        Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => c.args(["-accel", "tcg", "-cpu", "max"]),
+    };
+    c.args([
+        "-m",
+        &cfg.memory_mb.to_string(),
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+    ])
+    .arg("-no-reboot")
+    .arg("-kernel")
+    .arg(&cfg.kernel)
+    .arg("-initrd")
+    .arg(&cfg.initramfs);
+    // Whatever happens to the runner, QEMU must not outlive it.
+    // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        let parent = nix::unistd::getpid();
+        c.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("parent already gone"));
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Test VM: ttyS0 is the step protocol on stdio, ttyS1 carries /dev/kmsg into `kmsg_file`.
+pub fn agent_command(cfg: &VmConfig, kmsg_file: &Path) -> Command {
+    let mut c = common(cfg);
+    c.args([
+        "-chardev",
+        "stdio,id=con,signal=off",
+        "-serial",
+        "chardev:con",
+    ])
+    .arg("-serial")
+    .arg(format!("file:{}", kmsg_file.display()))
+    .args(["-monitor", "none"])
+    .arg("-append")
+    .arg(format!("{} kspec.agent", base_cmdline(cfg)));
+    c
+}
+
+/// Interactive VM: the console on the terminal, Ctrl-A X quits (QEMU's mux).
+pub fn shell_command(cfg: &VmConfig) -> Command {
+    let mut c = common(cfg);
+    c.args(["-serial", "mon:stdio"])
+        .arg("-append")
+        .arg(base_cmdline(cfg).replace("loglevel=1", "loglevel=4"));
+    c
+}
