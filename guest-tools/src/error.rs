@@ -12,6 +12,9 @@ pub enum Error {
     Sys { op: String, errno: i32 },
     /// Anything else: a check failed, the kernel sent something unexpected, etc.
     Msg { op: String, msg: String },
+    /// A bad argument found after parsing (e.g. MSG with --hex): reported like clap's
+    /// usage errors, exit status 2.
+    Usage(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -57,7 +60,7 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Sys { errno, .. } => Some(*errno),
-            Error::Msg { .. } => None,
+            Error::Msg { .. } | Error::Usage(_) => None,
         }
     }
 }
@@ -86,6 +89,7 @@ impl fmt::Display for Error {
                 write!(f, "{op}: {} ({})", errno_name(*errno), errno_desc(*errno))
             }
             Error::Msg { op, msg } => write!(f, "{op}: {msg}"),
+            Error::Usage(msg) => f.write_str(msg),
         }
     }
 }

@@ -134,11 +134,11 @@ struct MsgArg {
 impl MsgArg {
     fn bytes(&self) -> Result<Vec<u8>> {
         if self.hex {
-            let s = self
-                .msg
-                .to_str()
-                .ok_or_else(|| Error::msg("--hex", "not hex"))?;
-            escape::parse_hex(s).map_err(|e| Error::msg("--hex", e))
+            let s = self.msg.to_str().ok_or_else(|| {
+                Error::Usage("invalid value for MSG with --hex: not UTF-8".into())
+            })?;
+            escape::parse_hex(s)
+                .map_err(|e| Error::Usage(format!("invalid value for MSG with --hex: {e}")))
         } else {
             Ok(self.msg.as_bytes().to_vec())
         }
@@ -600,6 +600,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Usage(msg)) => {
+            use clap::CommandFactory;
+            let e = Cli::command().error(clap::error::ErrorKind::InvalidValue, msg);
+            let _ = e.print();
+            ExitCode::from(2)
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "kchanctl: {e}");
             ExitCode::from(1)
@@ -672,7 +678,7 @@ mod tests {
         match c.cmd {
             Cmd::Proc(ProcCmd {
                 op: ProcOp::Write { msg, .. },
-            }) => assert!(msg.bytes().is_err()),
+            }) => assert!(matches!(msg.bytes(), Err(Error::Usage(_)))),
             other => panic!("{other:?}"),
         }
     }
