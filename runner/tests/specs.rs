@@ -1,1 +1,138 @@
-fn main() {}
+//! `cargo test` runs every spec case as its own trial, named `<spec>::<case>` with the kernel
+//! as its kind: `cargo test -- netlink` filters, `cargo test -- --list` lists (without building).
+//!
+//! Environment: KSPEC_KERNELS (default "local": every kernel of images/kernels.yaml tested on
+//! this machine kind), KSPEC_ACCEL (auto|kvm|tcg, default auto).
+//! The cases of one spec file share one VM, like `kspec run`: the first trial of a file runs the
+//! file's selected cases, the others collect their result.
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+
+use kspec::exec::{self, CaseReport, Outcome, RunSettings};
+use kspec::image::{self, BuildOptions, Image, Repo, StderrProgress};
+use kspec::report::human::failure_text;
+use kspec::spec::{self, LoadedSpec};
+use kspec::vm::{self, AccelChoice};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+struct Harness {
+    repo: Repo,
+    kernels: Vec<image::Kernel>,
+    specs: Vec<LoadedSpec>,
+    images: OnceLock<Result<(Vec<Image>, RunSettings), String>>,
+    /// (kernel, spec) -> the selected case names of that group.
+    selected: HashMap<(String, String), HashSet<String>>,
+    results: Mutex<HashMap<(String, String), Arc<OnceLock<HashMap<String, CaseReport>>>>>,
+}
+
+impl Harness {
+    fn images(&self) -> &Result<(Vec<Image>, RunSettings), String> {
+        self.images.get_or_init(|| {
+            let refs: Vec<&image::Kernel> = self.kernels.iter().collect();
+            let images = image::build_images(&self.repo, &refs, &BuildOptions::default(), &StderrProgress::default())?;
+            let choice: AccelChoice = std::env::var("KSPEC_ACCEL").unwrap_or_else(|_| "auto".into()).parse()?;
+            let accel = vm::accel::decide(choice)?;
+            eprintln!("kspec: accelerator: {accel}");
+            let settings = RunSettings { accel: accel.accel, memory_mb: 512, boot_timeout: kspec::cli::boot_timeout(accel.accel) };
+            Ok((images, settings))
+        })
+    }
+
+    fn run_case(&self, kernel: &str, spec_idx: usize, case: &str) -> Result<Completion, Failed> {
+        let (images, settings) = self.images().as_ref().map_err(|e| Failed::from(format!("image build failed: {e}")))?;
+        let image = images.iter().find(|i| i.kernel.name == kernel).ok_or("image missing")?;
+        let spec = &self.specs[spec_idx];
+        let key = (kernel.to_owned(), spec.name.clone());
+        let cell = self.results.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        let reports = cell.get_or_init(|| {
+            let wanted = self.selected.get(&key).cloned().unwrap_or_default();
+            let (tx, _rx) = mpsc::channel();
+            exec::run_spec(image, spec, &|c| wanted.contains(c), settings, &tx)
+                .into_iter()
+                .map(|r| (r.id.case.clone(), r))
+                .collect()
+        });
+        let r = reports.get(case).ok_or("case was not run")?;
+        match &r.outcome {
+            Outcome::Passed => Ok(Completion::Completed),
+            Outcome::Skipped(why) => Ok(Completion::ignored_with(why)),
+            Outcome::Failed(_) => Err(failure_text(r).into()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let setup = || -> Result<(Repo, Vec<image::Kernel>, Vec<LoadedSpec>, Vec<Trial>), String> {
+        let repo = Repo::locate()?;
+        let list = repo.kernel_list()?;
+        let which = std::env::var("KSPEC_KERNELS").unwrap_or_else(|_| "local".into());
+        let kernels: Vec<image::Kernel> = list.select(Some(&which))?.into_iter().cloned().collect();
+        let files = spec::discover(&[repo.specs_dir()])?;
+        let mut specs = Vec::new();
+        let mut broken = Vec::new();
+        for f in files {
+            match spec::load_file(&f) {
+                Ok(s) => specs.push(s),
+                Err(errs) => {
+                    let msg = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+                    let name = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    broken.push(Trial::test(format!("{name}::<invalid spec>"), move || Err(msg.into())));
+                }
+            }
+        }
+        Ok((repo, kernels, specs, broken))
+    };
+    let (repo, kernels, specs, broken) = match setup() {
+        Ok(s) => s,
+        Err(e) => {
+            let trial = Trial::test("kspec::setup", move || Err(e.into()));
+            return libtest_mimic::run(&args, vec![trial]).exit_code();
+        }
+    };
+
+    // Trials interleaved across (kernel, spec) groups so that the test threads start different
+    // VMs instead of waiting on the same one.
+    let mut groups: Vec<Vec<(String, usize, String)>> = Vec::new();
+    for k in &kernels {
+        for (si, s) in specs.iter().enumerate() {
+            groups.push(s.spec.cases.iter().map(|c| (k.name.clone(), si, c.name.clone())).collect());
+        }
+    }
+    let mut order = Vec::new();
+    let longest = groups.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for g in &groups {
+            if let Some(t) = g.get(i) {
+                order.push(t.clone());
+            }
+        }
+    }
+    let name_of = |si: usize, case: &str| format!("{}::{case}", specs[si].name);
+    let mut selected: HashMap<(String, String), HashSet<String>> = HashMap::new();
+    for (k, si, case) in &order {
+        let probe = Trial::test(name_of(*si, case), || Ok(())).with_kind(k.clone());
+        if !args.is_filtered_out(&probe) && !args.is_ignored(&probe) {
+            selected.entry((k.clone(), specs[*si].name.clone())).or_default().insert(case.clone());
+        }
+    }
+    let trial_names: Vec<(String, String, usize, String)> =
+        order.into_iter().map(|(k, si, case)| (name_of(si, &case), k, si, case)).collect();
+    let harness = Arc::new(Harness {
+        repo,
+        kernels,
+        specs,
+        images: OnceLock::new(),
+        selected,
+        results: Mutex::new(HashMap::new()),
+    });
+    let mut trials = broken;
+    for (name, kernel, si, case) in trial_names {
+        let h = harness.clone();
+        let k = kernel.clone();
+        trials.push(Trial::ignorable_test(name, move || h.run_case(&k, si, &case)).with_kind(kernel));
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}

@@ -1,0 +1,94 @@
+//! The kspec command line, without booting anything: validation, listing, schema, matrix and
+//! argument errors.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn kspec() -> Command {
+    let mut c = Command::cargo_bin("kspec").expect("kspec binary");
+    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("KSPEC_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    c
+}
+
+#[test]
+fn check_accepts_the_shipped_specs() {
+    kspec().args(["check", "../specs"]).assert().success().stdout(predicate::str::contains("spec files"));
+}
+
+#[test]
+fn list_prints_spec_case_names() {
+    kspec()
+        .args(["list", "../specs"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^[a-z0-9_-]+::.+$").unwrap());
+}
+
+#[test]
+fn every_malformed_spec_is_one_located_error_with_exit_2() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/malformed");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 20, "the corpus has {} files", files.len());
+    for f in files {
+        let out = kspec().arg("check").arg(&f).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", f.display());
+        let first = stderr.lines().next().unwrap_or("");
+        let located = regex::Regex::new(r"^\S+\.yaml:\d+:\d+: \S").unwrap();
+        assert!(located.is_match(first), "{}: first line not file:line:col: {first:?}", f.display());
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", f.display());
+    }
+}
+
+#[test]
+fn bad_regex_names_its_line() {
+    kspec()
+        .args(["check", "tests/malformed/bad-regex.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad-regex.yaml:6:11: invalid regex"));
+}
+
+#[test]
+fn unknown_key_names_its_line() {
+    kspec()
+        .args(["check", "tests/malformed/unknown-step-key.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown-step-key.yaml:5:9: cases[0].steps[0]: unknown field `stdotu`"));
+}
+
+#[test]
+fn schema_is_json_with_the_top_level_keys() {
+    let out = kspec().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let props = &v["properties"];
+    for key in ["cases", "module", "requires", "files", "timeout"] {
+        assert!(props.get(key).is_some(), "schema lacks {key}");
+    }
+}
+
+#[test]
+fn matrix_lists_the_kernels() {
+    let out = kspec().arg("matrix").output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["include"].as_array().unwrap().iter().map(|k| k["kernel"].as_str().unwrap()).collect();
+    assert!(names.contains(&"6.12") && names.contains(&"7.3"), "{names:?}");
+}
+
+#[test]
+fn unknown_kernel_is_a_usage_error() {
+    kspec()
+        .args(["build", "--kernel", "2.4"])
+        .assert()
+        .code(predicate::in_iter([2, 3]))
+        .stderr(predicate::str::contains("2.4"));
+}
+
+#[test]
+fn missing_path_is_an_error_not_a_panic() {
+    kspec().args(["check", "no/such/dir"]).assert().code(2).stderr(predicate::str::contains("no such file"));
+}
