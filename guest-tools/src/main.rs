@@ -37,6 +37,8 @@ OUTPUT (stable; kspec specs match it):
   sockopt seed     kmsg: a message from kernel
   netlink echo     reply: <payload up to the first NUL>
                    type: <nlmsg_type of the reply>          (3 = NLMSG_DONE)
+                   (kchan reports a failed request only when NLM_F_ACK is set: without
+                   --ack a rejected echo ends in ETIMEDOUT; kecho, burst, listen set it)
   netlink echo --kchan / netlink kecho
                    echo: <payload>
   netlink listen   listening port=<port id>
@@ -51,8 +53,9 @@ OUTPUT (stable; kspec specs match it):
   netlink send     reply: type=<t> len=<nlmsg_len>           (per message received in --wait)
                    error: <0 | ERRNO name | number>          (after each NLMSG_ERROR)
                    payload: <payload>                        (with --show-payload)
+                   exit 0 whatever the kernel answers, 1 only for local failures
   netlink ping-unit
-                   unit <n>: available
+                   unit <n>: available                       (no kernel socket: EPROTONOSUPPORT)
   proc read        the bytes exactly as read (--escape: one escaped line)
   proc write       proc write: <N> bytes
   proc stats       the file exactly as read
