@@ -14,6 +14,10 @@ fn is_module_source(p: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A developer's in-tree build leaves the generated kchan.mod.c beside the sources.
+    if name.ends_with(".mod.c") {
+        return false;
+    }
     matches!(
         p.extension().and_then(|e| e.to_str()),
         Some("rs" | "c" | "h")
