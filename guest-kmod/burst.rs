@@ -11,9 +11,9 @@
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{new_mutex, Arc, Mutex};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use crate::abi::{
@@ -25,43 +25,66 @@ use crate::stats::STATS;
 use crate::compat::errno;
 use crate::{glue, state};
 
-/// Attempts per data message while the receiver's queue is full (each followed by a
-/// 200..500 us sleep): a reader that keeps up never loses a message, a stalled one costs
-/// at most ~0.1 s per message before it is counted as dropped.
-const SEND_ATTEMPTS: u32 = 256;
+/// Back-off while the receiver's queue is full: the first sleep, doubled up to the cap.
+const BACKOFF_FIRST_US: u32 = 100;
+const BACKOFF_MAX_US: u32 = 2_000;
+/// Total back-off per data message before it counts as dropped (so at most ~1000 attempts).
+/// Once a netlink socket overflows it stays "congested" until its queue is completely
+/// empty, so a reader of several large queues may need a while to accept the next message;
+/// a reader that keeps reading stays well within this budget, one that stopped does not.
+const STALL_BUDGET_US: u32 = 2_000_000;
 
 /// Shared burst bookkeeping (in the state).
+#[pin_data]
 pub(crate) struct Bursts {
     wq: AtomicPtr<c_void>,
     stop: AtomicBool,
-    inflight: AtomicUsize,
+    /// The bursts in flight, so that a closing socket can cancel its own (process context
+    /// only: a mutex). A free slot is what BURST_MAX_INFLIGHT counts.
+    #[pin]
+    active: Mutex<[Option<Arc<Burst>>; BURST_MAX_INFLIGHT]>,
 }
 
 impl Bursts {
-    pub(crate) fn new() -> Self {
-        Bursts {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Bursts {
             wq: AtomicPtr::new(ptr::null_mut()),
             stop: AtomicBool::new(false),
-            inflight: AtomicUsize::new(0),
-        }
+            active <- new_mutex!(core::array::from_fn(|_| None), "kchan_bursts"),
+        })
     }
 
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Takes one of the BURST_MAX_INFLIGHT slots.
-    fn reserve(&self) -> Result {
-        self.inflight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < BURST_MAX_INFLIGHT).then_some(n + 1)
-            })
-            .map(|_| ())
-            .map_err(|_| EBUSY)
+    /// Takes a free slot for `burst`, or EBUSY.
+    fn track(&self, burst: &Arc<Burst>) -> Result {
+        let mut active = self.active.lock();
+        let slot = active.iter_mut().find(|s| s.is_none()).ok_or(EBUSY)?;
+        *slot = Some(burst.clone());
+        Ok(())
     }
 
-    fn release(&self) {
-        self.inflight.fetch_sub(1, Ordering::AcqRel);
+    /// Frees the slot of `burst`.
+    fn untrack(&self, burst: &Arc<Burst>) {
+        let mut active = self.active.lock();
+        if let Some(slot) = active
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|b| Arc::ptr_eq(b, burst)))
+        {
+            *slot = None;
+        }
+    }
+
+    /// The socket of `port` is being released: its bursts stop before the next message, so a
+    /// later socket that reuses the port id never receives their rest.
+    pub(crate) fn cancel(&self, port: u32) {
+        for b in self.active.lock().iter().flatten() {
+            if b.port == port {
+                b.cancelled.store(true, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -109,13 +132,14 @@ pub(crate) struct Burst {
     seq: u32,
     count: u32,
     size: u32,
+    cancelled: AtomicBool,
 }
 
 impl_has_work! {
     impl HasWork<Self> for Burst { self.work }
 }
 
-/// Validates a KCHAN_BURST request and takes an in-flight slot (released when the burst
+/// Validates a KCHAN_BURST request and takes an in-flight slot (freed when the burst
 /// ends). EPERM without CAP_NET_ADMIN, EINVAL for a bad payload or bounds, EBUSY when
 /// BURST_MAX_INFLIGHT bursts are running.
 pub(crate) fn prepare(req: &Request<'_>) -> Result<Arc<Burst>> {
@@ -135,15 +159,17 @@ pub(crate) fn prepare(req: &Request<'_>) -> Result<Arc<Burst>> {
     if st.bursts.stopping() {
         return Err(errno::eshutdown());
     }
-    st.bursts.reserve()?;
     let init = pin_init!(Burst {
         work <- new_work!("kchan_burst"),
         port: req.port,
         seq: req.hdr.seq,
         count,
         size,
+        cancelled: AtomicBool::new(false),
     });
-    Arc::pin_init(init, GFP_KERNEL).inspect_err(|_| st.bursts.release())
+    let burst = Arc::pin_init(init, GFP_KERNEL)?;
+    st.bursts.track(&burst)?;
+    Ok(burst)
 }
 
 /// Queues a prepared burst.
@@ -151,14 +177,14 @@ pub(crate) fn start(burst: Arc<Burst>) {
     let Ok(st) = state() else { return };
     let wq = st.bursts.wq.load(Ordering::Acquire);
     if wq.is_null() {
-        st.bursts.release();
+        st.bursts.untrack(&burst);
         return;
     }
     // SAFETY: The workqueue lives until `Workqueue::drop`, which cannot run while a request
     // is being handled (the requester's socket pins the module).
     let queue = unsafe { workqueue::Queue::from_raw(wq.cast()) };
-    if queue.enqueue(burst).is_err() {
-        st.bursts.release(); // cannot happen for a fresh work item
+    if let Err(burst) = queue.enqueue(burst) {
+        st.bursts.untrack(&burst); // cannot happen for a fresh work item
     }
 }
 
@@ -170,7 +196,7 @@ impl WorkItem for Burst {
         let mut end = BurstEnd::default();
         let mut gone = false;
         for n in 0..this.count {
-            if st.bursts.stopping() {
+            if this.stopped(st) {
                 break;
             }
             let fill = |p: &mut [u8]| {
@@ -184,6 +210,7 @@ impl WorkItem for Burst {
                     end.sent += 1;
                     STATS.burst_messages.inc();
                 }
+                Err(e) if e == errno::eshutdown() => break,
                 Err(e) => {
                     end.dropped += 1;
                     STATS.burst_drops.inc();
@@ -197,7 +224,7 @@ impl WorkItem for Burst {
             // SAFETY: Process context (worker), no locks held.
             unsafe { glue::kchan_glue_cond_resched() };
         }
-        if !gone {
+        if !gone && !this.cancelled.load(Ordering::Relaxed) {
             // The end marker is retried until delivered, the port is gone or unload.
             let mut payload = [0u8; 8];
             payload[..4].copy_from_slice(&end.sent.to_ne_bytes());
@@ -207,13 +234,19 @@ impl WorkItem for Burst {
                 STATS.netlink_drops.inc();
             }
         }
-        st.bursts.release();
+        st.bursts.untrack(&this);
     }
 }
 
 impl Burst {
-    /// Sends one message to the requester, retrying on EAGAIN: up to SEND_ATTEMPTS times for
-    /// data, without bound for the end marker. Stops early on unload.
+    /// Unload, or the requester's socket is being released.
+    fn stopped(&self, st: &crate::State) -> bool {
+        st.bursts.stopping() || self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Sends one message to the requester, retrying on EAGAIN with exponential back-off:
+    /// within STALL_BUDGET_US for data, without bound for the end marker. ESHUTDOWN once
+    /// the burst is stopped (unload, or the requester's socket is being released).
     fn send_retrying(
         &self,
         st: &crate::State,
@@ -221,16 +254,22 @@ impl Burst {
         len: usize,
         fill: impl Fn(&mut [u8]),
     ) -> Result {
-        let mut attempts = 0u32;
+        let (mut delay, mut slept) = (BACKOFF_FIRST_US, 0u32);
         loop {
             match netlink::send(self.port, ty, self.seq, len, false, &fill) {
-                Err(e) if e == EAGAIN && !st.bursts.stopping() => {
-                    attempts += 1;
-                    if ty == KCHAN_BURST_DATA && attempts >= SEND_ATTEMPTS {
+                Err(e) if e == EAGAIN => {
+                    if ty == KCHAN_BURST_DATA && slept >= STALL_BUDGET_US {
                         return Err(e);
                     }
-                    // SAFETY: Process context, no locks held.
-                    unsafe { glue::kchan_glue_backoff() };
+                    // SAFETY: Process context (worker), no locks held.
+                    unsafe { glue::kchan_glue_backoff(delay) };
+                    slept = slept.saturating_add(delay);
+                    delay = (delay * 2).min(BACKOFF_MAX_US);
+                    // Checked after the sleep: the port may have been released meanwhile
+                    // and even reused by a new socket, which must not get our messages.
+                    if self.stopped(st) {
+                        return Err(errno::eshutdown());
+                    }
                 }
                 r => return r,
             }

@@ -286,9 +286,9 @@ void kchan_glue_bh_enable(void)
 	local_bh_enable();
 }
 
-void kchan_glue_backoff(void)
+void kchan_glue_backoff(unsigned int us)
 {
-	usleep_range(200, 500);
+	usleep_range(us, 2 * us);
 }
 
 void kchan_glue_cond_resched(void)

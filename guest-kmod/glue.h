@@ -32,7 +32,7 @@ int kchan_sockopt_set(struct sock *sk, int optval, const sockptr_t *arg, unsigne
 int kchan_sockopt_get(struct sock *sk, int optval, void __user *user, int *len);
 /* netlink.rs: process context of the sender. */
 void kchan_netlink_input(struct sk_buff *skb);
-/* icmp.rs: NETLINK_URELEASE of a bound netlink socket in init_net (process context). */
+/* netlink.rs: NETLINK_URELEASE of a bound netlink socket in init_net (process context). */
 void kchan_netlink_release(int protocol, u32 portid);
 /* icmp.rs: every IPv4 packet at PRE_ROUTING (softirq). Addresses in network byte order. */
 void kchan_ipv4_packet(u8 protocol, __be32 saddr, __be32 daddr);
@@ -71,7 +71,7 @@ struct sk_buff *kchan_glue_nlmsg_new(u16 type, u32 seq, u32 len, bool atomic, vo
 int kchan_glue_unicast(struct sock *sk, struct sk_buff *skb, u32 portid);
 void kchan_glue_bh_disable(void);
 void kchan_glue_bh_enable(void);
-void kchan_glue_backoff(void);
+void kchan_glue_backoff(unsigned int us);
 void kchan_glue_cond_resched(void);
 
 #endif /* KCHAN_GLUE_H */

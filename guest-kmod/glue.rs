@@ -41,7 +41,7 @@ extern "C" {
     pub(crate) fn kchan_glue_unicast(sk: *mut c_void, skb: *mut c_void, portid: u32) -> c_int;
     pub(crate) fn kchan_glue_bh_disable();
     pub(crate) fn kchan_glue_bh_enable();
-    pub(crate) fn kchan_glue_backoff();
+    pub(crate) fn kchan_glue_backoff(us: core::ffi::c_uint);
     pub(crate) fn kchan_glue_cond_resched();
 
     /// Exported by fs/seq_file.c; -1 when the buffer is full (seq_file retries with more room).

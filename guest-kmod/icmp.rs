@@ -107,12 +107,12 @@ pub(crate) fn unregister(req: &Request<'_>) -> Result {
     Ok(())
 }
 
-/// NETLINK_URELEASE of any netlink socket in init_net (glue.c's notifier).
-#[no_mangle]
-extern "C" fn kchan_netlink_release(protocol: core::ffi::c_int, portid: u32) {
-    let Ok(st) = state() else { return };
-    if protocol == st.params.netlink_unit && st.listeners.remove(portid) {
-        pr_info!("netlink: listener {} gone\n", portid);
+/// The socket of `port` is being released (NETLINK_URELEASE): forget it.
+pub(crate) fn forget(port: u32) {
+    if let Ok(st) = state() {
+        if st.listeners.remove(port) {
+            pr_info!("netlink: listener {} gone\n", port);
+        }
     }
 }
 

@@ -99,6 +99,7 @@ pub(crate) struct State {
     #[pin]
     pub(crate) listeners: icmp::Listeners,
     pub(crate) netlink: netlink::Endpoint,
+    #[pin]
     pub(crate) bursts: burst::Bursts,
     pub(crate) pages: mmap::Pages,
 }
@@ -132,7 +133,7 @@ impl StateOwner {
                 buffer <- procfs::Buffer::new(),
                 listeners <- icmp::Listeners::new(),
                 netlink: netlink::Endpoint::new(),
-                bursts: burst::Bursts::new(),
+                bursts <- burst::Bursts::new(),
                 pages,
             }),
             GFP_KERNEL,

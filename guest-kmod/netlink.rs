@@ -128,6 +128,17 @@ pub(crate) fn send(
     Ok(())
 }
 
+/// NETLINK_URELEASE of a bound netlink socket in init_net (glue.c's notifier, process
+/// context): a released port stops receiving ICMP events and its bursts.
+#[no_mangle]
+extern "C" fn kchan_netlink_release(protocol: c_int, portid: u32) {
+    let Ok(st) = state() else { return };
+    if protocol == st.params.netlink_unit {
+        icmp::forget(portid);
+        st.bursts.cancel(portid);
+    }
+}
+
 /// A netlink message header, read field by field (native byte order) from untrusted bytes.
 #[derive(Clone, Copy)]
 pub(crate) struct Header {
