@@ -5,8 +5,9 @@
 //!
 //! Unlike the seed: the payload is fully initialised (LE u32 sequence number, then the
 //! filler byte `offset & 0xff`), there is no sleep per message, a full receive queue
-//! (-EAGAIN) is retried with a short back-off a bounded number of times before the message
-//! counts as dropped, and unload stops and drains every burst before the socket goes.
+//! (-EAGAIN) is retried with exponential back-off within a bounded budget before the
+//! message counts as dropped, a burst stops when its requester's socket is released, and
+//! unload stops and drains every burst before the socket goes.
 //! Header of every DATA/END message: the request's seq, flags 0, pid 0.
 
 use core::ffi::c_void;
@@ -20,9 +21,9 @@ use crate::abi::{
     BurstEnd, BURST_MAX_COUNT, BURST_MAX_INFLIGHT, BURST_MAX_SIZE, BURST_MIN_SIZE,
     KCHAN_BURST_DATA, KCHAN_BURST_END,
 };
+use crate::compat::errno;
 use crate::netlink::{self, Request};
 use crate::stats::STATS;
-use crate::compat::errno;
 use crate::{glue, state};
 
 /// Back-off while the receiver's queue is full: the first sleep, doubled up to the cap.
@@ -230,7 +231,10 @@ impl WorkItem for Burst {
             payload[..4].copy_from_slice(&end.sent.to_ne_bytes());
             payload[4..].copy_from_slice(&end.dropped.to_ne_bytes());
             let fill = |p: &mut [u8]| p.copy_from_slice(&payload);
-            if this.send_retrying(st, KCHAN_BURST_END, payload.len(), fill).is_err() {
+            if this
+                .send_retrying(st, KCHAN_BURST_END, payload.len(), fill)
+                .is_err()
+            {
                 STATS.netlink_drops.inc();
             }
         }

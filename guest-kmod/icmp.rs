@@ -12,11 +12,11 @@ use kernel::prelude::*;
 use kernel::sync::{new_spinlock, SpinLock};
 
 use crate::abi::{IMP2_K_MSG, NETLINK_MAX_LISTENERS};
+use crate::compat::errno;
 use crate::glue::{self, BhOff};
 use crate::netlink::{self, Request};
-use crate::stats::STATS;
-use crate::compat::errno;
 use crate::state;
+use crate::stats::STATS;
 
 const IPPROTO_ICMP: u8 = 1;
 
@@ -134,7 +134,9 @@ extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
     let mut i = 0;
     while i < set.len {
         let port = set.ports[i];
-        match netlink::send(port, IMP2_K_MSG, 0, info.len(), true, |p| p.copy_from_slice(&info)) {
+        match netlink::send(port, IMP2_K_MSG, 0, info.len(), true, |p| {
+            p.copy_from_slice(&info)
+        }) {
             Ok(()) => i += 1,
             Err(e) => {
                 STATS.netlink_drops.inc();

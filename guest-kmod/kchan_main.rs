@@ -68,7 +68,11 @@ impl Params {
             )
         };
         if !(0..netlink::MAX_LINKS).contains(&unit) {
-            pr_err!("netlink_unit {} is out of range 0..{}\n", unit, netlink::MAX_LINKS - 1);
+            pr_err!(
+                "netlink_unit {} is out of range 0..{}\n",
+                unit,
+                netlink::MAX_LINKS - 1
+            );
             return Err(EINVAL);
         }
         if base < 0 || base > i32::MAX - abi::SOCKOPT_COUNT {
@@ -76,7 +80,11 @@ impl Params {
             return Err(EINVAL);
         }
         if !(1..=abi::MMAP_PAGES_MAX).contains(&pages) {
-            pr_err!("mmap_pages {} is out of range 1..{}\n", pages, abi::MMAP_PAGES_MAX);
+            pr_err!(
+                "mmap_pages {} is out of range 1..{}\n",
+                pages,
+                abi::MMAP_PAGES_MAX
+            );
             return Err(EINVAL);
         }
         Ok(Params {

@@ -64,7 +64,10 @@ impl Pages {
             return;
         };
         if self.read(0, &mut first).is_ok() {
-            pr_info!("The content written by user is: {}\n", Esc(until_nul(&first)));
+            pr_info!(
+                "The content written by user is: {}\n",
+                Esc(until_nul(&first))
+            );
         }
     }
 }

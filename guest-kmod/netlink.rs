@@ -26,9 +26,9 @@ use crate::abi::{
     IMP2_CLOSE, IMP2_U_PID, KCHAN_BURST, KCHAN_ECHO, NETLINK_ECHO_REPLY, NETLINK_MAX_PAYLOAD,
     NLMSG_DONE,
 };
+use crate::compat::errno;
 use crate::stats::STATS;
 use crate::text::{until_nul, Esc};
-use crate::compat::errno;
 use crate::{burst, glue, icmp, state};
 
 /// Netlink units are 0..MAX_LINKS (include/uapi/linux/netlink.h).
@@ -56,7 +56,10 @@ impl Registration {
     pub(crate) fn new(unit: i32) -> Result<Self> {
         let bursts = burst::Workqueue::new()?;
         let socket = Socket::new(unit)?;
-        Ok(Registration { _bursts: bursts, _socket: socket })
+        Ok(Registration {
+            _bursts: bursts,
+            _socket: socket,
+        })
     }
 }
 
@@ -75,7 +78,10 @@ impl Socket {
         let Some(sk) = NonNull::new(sk) else {
             // netlink_kernel_create() returns NULL without a reason; a unit already
             // registered by another kernel socket is by far the likeliest.
-            pr_err!("netlink unit {} is taken or could not be created (EBUSY)\n", unit);
+            pr_err!(
+                "netlink unit {} is taken or could not be created (EBUSY)\n",
+                unit
+            );
             return Err(EBUSY); // not 0 like the seed's PTR_ERR(NULL)
         };
         st.netlink.0.store(sk.as_ptr(), Ordering::Release);
@@ -153,7 +159,12 @@ impl Header {
     fn parse(b: &[u8]) -> Self {
         let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
-        Header { len: u32_at(0), ty: u16_at(4), flags: u16_at(6), seq: u32_at(8) }
+        Header {
+            len: u32_at(0),
+            ty: u16_at(4),
+            flags: u16_at(6),
+            seq: u32_at(8),
+        }
     }
 }
 
@@ -179,8 +190,10 @@ impl Request<'_> {
 
     /// Replies with one message of `data` to the sender (same seq), GFP_KERNEL.
     fn reply(&self, ty: u16, data: &[u8]) -> Result {
-        send(self.port, ty, self.hdr.seq, data.len(), false, |p| p.copy_from_slice(data))
-            .inspect_err(|_| STATS.netlink_drops.inc())
+        send(self.port, ty, self.hdr.seq, data.len(), false, |p| {
+            p.copy_from_slice(data)
+        })
+        .inspect_err(|_| STATS.netlink_drops.inc())
     }
 }
 
@@ -230,7 +243,12 @@ extern "C" fn kchan_netlink_input(skb: *mut c_void) {
             }
             return;
         }
-        handle(&Request { skb, port, hdr, msg: &rest[..mlen] });
+        handle(&Request {
+            skb,
+            port,
+            hdr,
+            msg: &rest[..mlen],
+        });
         // Messages are 4-byte aligned; the last one may lack its padding.
         let step = ((mlen + 3) & !3).min(rest.len());
         rest = &rest[step..];
@@ -286,6 +304,10 @@ fn seed_echo(req: &Request<'_>) -> Result {
     if payload.len() > NETLINK_MAX_PAYLOAD {
         return Err(errno::emsgsize());
     }
-    pr_info!("netlink: received from PID {}: \"{}\"\n", req.port, Esc(until_nul(payload)));
+    pr_info!(
+        "netlink: received from PID {}: \"{}\"\n",
+        req.port,
+        Esc(until_nul(payload))
+    );
     req.reply(NLMSG_DONE, NETLINK_ECHO_REPLY)
 }

@@ -108,7 +108,9 @@ unsafe fn buffer_read(buf: *mut u8, count: usize, ppos: *mut i64) -> Result<usiz
         return Ok(0); // EOF
     }
     let n = count.min(content.len - pos);
-    compat::user_slice(buf, n).writer().write_slice(&content.bytes[pos..pos + n])?;
+    compat::user_slice(buf, n)
+        .writer()
+        .write_slice(&content.bytes[pos..pos + n])?;
     // SAFETY: Per the function's contract; pos + n <= 128.
     unsafe { *ppos = (pos + n) as i64 };
     Ok(n)
@@ -143,9 +145,14 @@ unsafe fn buffer_write(buf: *const u8, count: usize, ppos: *mut i64) -> Result<u
     if unsafe { offset(ppos) }? != 0 || count > PROC_BUFFER_CAPACITY {
         return Err(EINVAL);
     }
-    let mut new = Content { len: count, bytes: [0; PROC_BUFFER_CAPACITY] };
+    let mut new = Content {
+        len: count,
+        bytes: [0; PROC_BUFFER_CAPACITY],
+    };
     // Copied in full before the lock is taken: a fault leaves the old content untouched.
-    compat::user_slice(buf, count).reader().read_slice(&mut new.bytes[..count])?;
+    compat::user_slice(buf, count)
+        .reader()
+        .read_slice(&mut new.bytes[..count])?;
     *st.buffer.content.lock() = new;
     pr_info!("proc write: {}\n", Esc(strip_newline(&new.bytes[..count])));
     // SAFETY: Per the function's contract; count <= 128.

@@ -50,8 +50,8 @@ pub(crate) struct Registration(());
 impl Registration {
     pub(crate) fn new(base: i32) -> Result<Self> {
         let end = base + SOCKOPT_COUNT; // no overflow: Params::read() checked base.
-        // SAFETY: Plain call; glue.c owns the ops struct, the handlers need the state, which
-        // exists already.
+                                        // SAFETY: Plain call; glue.c owns the ops struct, the handlers need the state, which
+                                        // exists already.
         let ret = unsafe { glue::kchan_glue_sockopt_register(base, end) };
         if ret == EBUSY.to_errno() {
             pr_err!("sockopt range {}..{} is taken (EBUSY)\n", base, end);
@@ -104,15 +104,22 @@ fn set(sk: *mut c_void, optval: c_int, arg: *const c_void, len: c_uint) -> Resul
     if len > SOCKOPT_MAX_MSG {
         return Err(EINVAL);
     }
-    let mut msg = Message { len, bytes: [0; SOCKOPT_MAX_MSG] };
+    let mut msg = Message {
+        len,
+        bytes: [0; SOCKOPT_MAX_MSG],
+    };
     // Exactly `len` bytes, never past optlen (the seed always read 64).
     // SAFETY: `msg.bytes` has room for `len` bytes; `arg` is the sockptr_t of this call.
-    let ret = unsafe { glue::kchan_glue_copy_from_sockptr(msg.bytes.as_mut_ptr().cast(), arg, len) };
+    let ret =
+        unsafe { glue::kchan_glue_copy_from_sockptr(msg.bytes.as_mut_ptr().cast(), arg, len) };
     if ret != 0 {
         return Err(EFAULT);
     }
     *st.sockopt.msg.lock() = msg;
-    pr_info!("sockopt set: {}\n", Esc(strip_newline(until_nul(msg.as_bytes()))));
+    pr_info!(
+        "sockopt set: {}\n",
+        Esc(strip_newline(until_nul(msg.as_bytes())))
+    );
     Ok(())
 }
 
@@ -155,7 +162,9 @@ fn get(optval: c_int, user: *mut u8, len: *mut c_int) -> Result {
     // copied (like getsockopt(SO_*) string options), instead of failing: callers with the
     // seed's 64-byte buffer and callers probing with small buffers both get defined results.
     let n = room.min(data.len());
-    compat::user_slice(user, n).writer().write_slice(&data[..n])?;
+    compat::user_slice(user, n)
+        .writer()
+        .write_slice(&data[..n])?;
     // SAFETY: As above; `n` <= SOCKOPT_MAX_MSG or SOCKOPT_KERNEL_MSG.len(), fits in c_int.
     unsafe { *len = n as c_int };
     Ok(())
