@@ -6,13 +6,18 @@ use predicates::prelude::*;
 
 fn kspec() -> Command {
     let mut c = Command::cargo_bin("kspec").expect("kspec binary");
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("KSPEC_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KSPEC_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     c
 }
 
 #[test]
 fn check_accepts_the_shipped_specs() {
-    kspec().args(["check", "../specs"]).assert().success().stdout(predicate::str::contains("spec files"));
+    kspec()
+        .args(["check", "../specs"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("spec files"));
 }
 
 #[test]
@@ -27,7 +32,10 @@ fn list_prints_spec_case_names() {
 #[test]
 fn every_malformed_spec_is_one_located_error_with_exit_2() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/malformed");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 20, "the corpus has {} files", files.len());
     for f in files {
@@ -36,7 +44,11 @@ fn every_malformed_spec_is_one_located_error_with_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", f.display());
         let first = stderr.lines().next().unwrap_or("");
         let located = regex::Regex::new(r"^\S+\.yaml:\d+:\d+: \S").unwrap();
-        assert!(located.is_match(first), "{}: first line not file:line:col: {first:?}", f.display());
+        assert!(
+            located.is_match(first),
+            "{}: first line not file:line:col: {first:?}",
+            f.display()
+        );
         assert!(!stderr.contains("panicked"), "{}: {stderr}", f.display());
     }
 }
@@ -47,7 +59,9 @@ fn bad_regex_names_its_line() {
         .args(["check", "tests/malformed/bad-regex.yaml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("bad-regex.yaml:6:11: invalid regex"));
+        .stderr(predicate::str::contains(
+            "bad-regex.yaml:6:11: invalid regex",
+        ));
 }
 
 #[test]
@@ -56,7 +70,9 @@ fn unknown_key_names_its_line() {
         .args(["check", "tests/malformed/unknown-step-key.yaml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unknown-step-key.yaml:5:9: cases[0].steps[0]: unknown field `stdotu`"));
+        .stderr(predicate::str::contains(
+            "unknown-step-key.yaml:5:9: cases[0].steps[0]: unknown field `stdotu`",
+        ));
 }
 
 #[test]
@@ -75,8 +91,16 @@ fn matrix_lists_the_kernels() {
     let out = kspec().arg("matrix").output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = v["include"].as_array().unwrap().iter().map(|k| k["kernel"].as_str().unwrap()).collect();
-    assert!(names.contains(&"6.12") && names.contains(&"7.3"), "{names:?}");
+    let names: Vec<&str> = v["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kernel"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"6.12") && names.contains(&"7.3"),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -90,5 +114,9 @@ fn unknown_kernel_is_a_usage_error() {
 
 #[test]
 fn missing_path_is_an_error_not_a_panic() {
-    kspec().args(["check", "no/such/dir"]).assert().code(2).stderr(predicate::str::contains("no such file"));
+    kspec()
+        .args(["check", "no/such/dir"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no such file"));
 }

@@ -31,21 +31,44 @@ impl Harness {
     fn images(&self) -> &Result<(Vec<Image>, RunSettings), String> {
         self.images.get_or_init(|| {
             let refs: Vec<&image::Kernel> = self.kernels.iter().collect();
-            let images = image::build_images(&self.repo, &refs, &BuildOptions::default(), &StderrProgress::default())?;
-            let choice: AccelChoice = std::env::var("KSPEC_ACCEL").unwrap_or_else(|_| "auto".into()).parse()?;
+            let images = image::build_images(
+                &self.repo,
+                &refs,
+                &BuildOptions::default(),
+                &StderrProgress::default(),
+            )?;
+            let choice: AccelChoice = std::env::var("KSPEC_ACCEL")
+                .unwrap_or_else(|_| "auto".into())
+                .parse()?;
             let accel = vm::accel::decide(choice)?;
             eprintln!("kspec: accelerator: {accel}");
-            let settings = RunSettings { accel: accel.accel, memory_mb: 512, boot_timeout: kspec::cli::boot_timeout(accel.accel) };
+            let settings = RunSettings {
+                accel: accel.accel,
+                memory_mb: 512,
+                boot_timeout: kspec::cli::boot_timeout(accel.accel),
+            };
             Ok((images, settings))
         })
     }
 
     fn run_case(&self, kernel: &str, spec_idx: usize, case: &str) -> Result<Completion, Failed> {
-        let (images, settings) = self.images().as_ref().map_err(|e| Failed::from(format!("image build failed: {e}")))?;
-        let image = images.iter().find(|i| i.kernel.name == kernel).ok_or("image missing")?;
+        let (images, settings) = self
+            .images()
+            .as_ref()
+            .map_err(|e| Failed::from(format!("image build failed: {e}")))?;
+        let image = images
+            .iter()
+            .find(|i| i.kernel.name == kernel)
+            .ok_or("image missing")?;
         let spec = &self.specs[spec_idx];
         let key = (kernel.to_owned(), spec.name.clone());
-        let cell = self.results.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        let cell = self
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
         let reports = cell.get_or_init(|| {
             let wanted = self.selected.get(&key).cloned().unwrap_or_default();
             let (tx, _rx) = mpsc::channel();
@@ -77,9 +100,18 @@ fn main() -> ExitCode {
             match spec::load_file(&f) {
                 Ok(s) => specs.push(s),
                 Err(errs) => {
-                    let msg = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
-                    let name = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                    broken.push(Trial::test(format!("{name}::<invalid spec>"), move || Err(msg.into())));
+                    let msg = errs
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let name = f
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    broken.push(Trial::test(format!("{name}::<invalid spec>"), move || {
+                        Err(msg.into())
+                    }));
                 }
             }
         }
@@ -98,7 +130,13 @@ fn main() -> ExitCode {
     let mut groups: Vec<Vec<(String, usize, String)>> = Vec::new();
     for k in &kernels {
         for (si, s) in specs.iter().enumerate() {
-            groups.push(s.spec.cases.iter().map(|c| (k.name.clone(), si, c.name.clone())).collect());
+            groups.push(
+                s.spec
+                    .cases
+                    .iter()
+                    .map(|c| (k.name.clone(), si, c.name.clone()))
+                    .collect(),
+            );
         }
     }
     let mut order = Vec::new();
@@ -115,11 +153,16 @@ fn main() -> ExitCode {
     for (k, si, case) in &order {
         let probe = Trial::test(name_of(*si, case), || Ok(())).with_kind(k.clone());
         if !args.is_filtered_out(&probe) && !args.is_ignored(&probe) {
-            selected.entry((k.clone(), specs[*si].name.clone())).or_default().insert(case.clone());
+            selected
+                .entry((k.clone(), specs[*si].name.clone()))
+                .or_default()
+                .insert(case.clone());
         }
     }
-    let trial_names: Vec<(String, String, usize, String)> =
-        order.into_iter().map(|(k, si, case)| (name_of(si, &case), k, si, case)).collect();
+    let trial_names: Vec<(String, String, usize, String)> = order
+        .into_iter()
+        .map(|(k, si, case)| (name_of(si, &case), k, si, case))
+        .collect();
     let harness = Arc::new(Harness {
         repo,
         kernels,
@@ -132,7 +175,8 @@ fn main() -> ExitCode {
     for (name, kernel, si, case) in trial_names {
         let h = harness.clone();
         let k = kernel.clone();
-        trials.push(Trial::ignorable_test(name, move || h.run_case(&k, si, &case)).with_kind(kernel));
+        trials
+            .push(Trial::ignorable_test(name, move || h.run_case(&k, si, &case)).with_kind(kernel));
     }
     libtest_mimic::run(&args, trials).exit_code()
 }

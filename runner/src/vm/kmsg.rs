@@ -24,7 +24,12 @@ pub fn parse_record(line: &str) -> Option<KmsgRecord> {
     let pri: u32 = f.next()?.trim().parse().ok()?;
     let seq = f.next()?.parse().ok()?;
     let ts_us = f.next()?.parse().ok()?;
-    Some(KmsgRecord { seq, level: (pri & 7) as u8, ts_us, text: unescape(text) })
+    Some(KmsgRecord {
+        seq,
+        level: (pri & 7) as u8,
+        ts_us,
+        text: unescape(text),
+    })
 }
 
 /// /dev/kmsg writes `\`, control bytes and bytes >= 0x7f as `\xNN`: undo that transport
@@ -35,7 +40,9 @@ fn unescape(text: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
-            let hex = b.get(i + 2..i + 4).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = b
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(v);
                 i += 4;
@@ -155,7 +162,12 @@ mod tests {
         assert!(parse_record(" SUBSYSTEM=net").is_none());
         assert!(parse_record("garbage").is_none());
         // The module printed `A\xff` (escaped itself); kmsg escaped its backslash again.
-        assert_eq!(parse_record("6,1,0,-;kchan: A\\x5cxff \\x09tab").unwrap().text, "kchan: A\\xff \ttab");
+        assert_eq!(
+            parse_record("6,1,0,-;kchan: A\\x5cxff \\x09tab")
+                .unwrap()
+                .text,
+            "kchan: A\\xff \ttab"
+        );
     }
 
     #[test]

@@ -313,7 +313,10 @@ impl Vm {
     pub fn run(&mut self, script: &str, timeout: Duration) -> Result<StepOutput, VmError> {
         let nonce = self.next_nonce();
         let call = format!("__kx {nonce} {:.3}", timeout.as_secs_f64());
-        self.exchange(script, call, &nonce.clone(), &nonce, timeout)
+        let mut out = self.exchange(script, call, &nonce.clone(), &nonce, timeout)?;
+        // `timeout -s KILL` gives 137; a program killed earlier by someone else is not a timeout.
+        out.reply.timed_out = out.reply.exit == 137 && out.elapsed >= timeout;
+        Ok(out)
     }
 
     /// Start `script` in the background as `name`. Returns the nonce that starts its log range.
