@@ -338,6 +338,9 @@ enum MmapOp {
         len: usize,
         #[arg(long)]
         map: bool,
+        /// With --map: seconds to keep the pages mapped (file closed) before reading them
+        #[arg(long, default_value = "0", requires = "map")]
+        hold: u64,
         #[arg(long, default_value = abi::PROC_MMAP)]
         path: String,
     },
@@ -568,8 +571,15 @@ fn run(cli: Cli) -> Result<()> {
                 offset,
                 len,
                 map,
+                hold,
                 path,
-            } => mmap::cmd_read(&path, offset, len, map),
+            } => mmap::cmd_read(
+                &path,
+                offset,
+                len,
+                map,
+                std::time::Duration::from_secs(hold),
+            ),
             MmapOp::Map {
                 offset,
                 len,

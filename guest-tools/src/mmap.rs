@@ -113,8 +113,16 @@ pub fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> 
 }
 
 /// `mmap read`: up to `len` bytes from `offset` (read(2), or a mapping with `via_map`),
-/// printed up to the first NUL, escaped, on one line.
-pub fn cmd_read(path: &str, offset: u64, len: usize, via_map: bool) -> Result<()> {
+/// printed up to the first NUL, escaped, on one line. With a mapping, `hold` waits that long
+/// between mapping and reading (the file closed meanwhile), so a spec can unload the module
+/// while the pages are mapped.
+pub fn cmd_read(
+    path: &str,
+    offset: u64,
+    len: usize,
+    via_map: bool,
+    hold: std::time::Duration,
+) -> Result<()> {
     let fd = open_path(path, OFlag::O_RDONLY)?;
     let data = if via_map {
         let ps = page_size() as u64;
@@ -124,6 +132,8 @@ pub fn cmd_read(path: &str, offset: u64, len: usize, via_map: bool) -> Result<()
             .checked_add(len)
             .ok_or_else(|| Error::raw("mmap", libc::EINVAL))?;
         let m = Mapping::new(&fd, map_off, total, libc::PROT_READ, libc::MAP_SHARED)?;
+        drop(fd);
+        std::thread::sleep(hold);
         let mut v = vec![0u8; len];
         m.read(delta, &mut v)?;
         v
