@@ -38,12 +38,12 @@ fn every_malformed_spec_is_one_located_error_with_exit_2() {
         .collect();
     files.sort();
     assert!(files.len() >= 20, "the corpus has {} files", files.len());
+    let located = regex::Regex::new(r"^\S+\.yaml:\d+:\d+: \S").unwrap();
     for f in files {
         let out = kspec().arg("check").arg(&f).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", f.display());
         let first = stderr.lines().next().unwrap_or("");
-        let located = regex::Regex::new(r"^\S+\.yaml:\d+:\d+: \S").unwrap();
         assert!(
             located.is_match(first),
             "{}: first line not file:line:col: {first:?}",

@@ -17,14 +17,21 @@ use kspec::spec::{self, LoadedSpec};
 use kspec::vm::{self, AccelChoice};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
+/// (kernel, spec name): a group of cases that share one VM.
+type GroupKey = (String, String);
+/// The results of one group, filled by whichever trial of the group runs first.
+type GroupResults = Arc<OnceLock<HashMap<String, CaseReport>>>;
+/// What main() needs before it can make trials.
+type Setup = (Repo, Vec<image::Kernel>, Vec<LoadedSpec>, Vec<Trial>);
+
 struct Harness {
     repo: Repo,
     kernels: Vec<image::Kernel>,
     specs: Vec<LoadedSpec>,
     images: OnceLock<Result<(Vec<Image>, RunSettings), String>>,
     /// (kernel, spec) -> the selected case names of that group.
-    selected: HashMap<(String, String), HashSet<String>>,
-    results: Mutex<HashMap<(String, String), Arc<OnceLock<HashMap<String, CaseReport>>>>>,
+    selected: HashMap<GroupKey, HashSet<String>>,
+    results: Mutex<HashMap<GroupKey, GroupResults>>,
 }
 
 impl Harness {
@@ -88,7 +95,7 @@ impl Harness {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let setup = || -> Result<(Repo, Vec<image::Kernel>, Vec<LoadedSpec>, Vec<Trial>), String> {
+    let setup = || -> Result<Setup, String> {
         let repo = Repo::locate()?;
         let list = repo.kernel_list()?;
         let which = std::env::var("KSPEC_KERNELS").unwrap_or_else(|_| "local".into());
@@ -149,7 +156,7 @@ fn main() -> ExitCode {
         }
     }
     let name_of = |si: usize, case: &str| format!("{}::{case}", specs[si].name);
-    let mut selected: HashMap<(String, String), HashSet<String>> = HashMap::new();
+    let mut selected: HashMap<GroupKey, HashSet<String>> = HashMap::new();
     for (k, si, case) in &order {
         let probe = Trial::test(name_of(*si, case), || Ok(())).with_kind(k.clone());
         if !args.is_filtered_out(&probe) && !args.is_ignored(&probe) {

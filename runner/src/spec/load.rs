@@ -296,23 +296,16 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
             for e in validate_step(step) {
                 at(&format!("{sp}{}", e.0), e.1);
             }
+            // The guards update the set of running background names as they test it.
             match step.kind() {
-                StepKind::Start { name, .. } => {
-                    if !running.insert(name) {
-                        at(
-                            &format!("{sp}.background"),
-                            format!("background {name:?} is already running"),
-                        );
-                    }
-                }
-                StepKind::Wait { name } | StepKind::Kill { name } => {
-                    if !running.remove(name) {
-                        at(
-                            &sp,
-                            format!("no background command named {name:?} is running at this step"),
-                        );
-                    }
-                }
+                StepKind::Start { name, .. } if !running.insert(name) => at(
+                    &format!("{sp}.background"),
+                    format!("background {name:?} is already running"),
+                ),
+                StepKind::Wait { name } | StepKind::Kill { name } if !running.remove(name) => at(
+                    &sp,
+                    format!("no background command named {name:?} is running at this step"),
+                ),
                 _ => {}
             }
         }
@@ -337,18 +330,16 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
             "a step needs exactly one of `run`, `wait` or `kill` (`background` goes with `run`)"
                 .into(),
         )),
-        StepKind::Start { .. } => {
+        StepKind::Start { .. }
             if step.exit.is_some()
                 || step.stdout.is_some()
                 || step.stderr.is_some()
-                || step.kmsg.is_some()
-            {
-                v.push((
-                    String::new(),
-                    "expectations of a background command belong on its `wait` or `kill` step"
-                        .into(),
-                ));
-            }
+                || step.kmsg.is_some() =>
+        {
+            v.push((
+                String::new(),
+                "expectations of a background command belong on its `wait` or `kill` step".into(),
+            ));
         }
         _ => {}
     }
