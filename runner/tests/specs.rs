@@ -1,5 +1,7 @@
 //! `cargo test` runs every spec case as its own trial, named `<spec>::<case>` with the kernel
 //! as its kind: `cargo test -- netlink` filters, `cargo test -- --list` lists (without building).
+//! One more trial per kernel, `image::boot`, checks the image itself: `uname -r` in the guest is
+//! the version of the kernel list and kchan.ko loads.
 //!
 //! Environment: KSPEC_KERNELS (default "local": every kernel of images/kernels.yaml tested on
 //! this machine kind), KSPEC_ACCEL (auto|kvm|tcg, default auto).
@@ -56,6 +58,61 @@ impl Harness {
             };
             Ok((images, settings))
         })
+    }
+
+    /// Boot the image of `kernel`: the guest runs the listed version and kchan.ko loads.
+    fn boot_check(&self, kernel: &str) -> Result<(), Failed> {
+        let (images, settings) = self
+            .images()
+            .as_ref()
+            .map_err(|e| Failed::from(format!("image build failed: {e}")))?;
+        let image = images
+            .iter()
+            .find(|i| i.kernel.name == kernel)
+            .ok_or("image missing")?;
+        let cfg = vm::VmConfig {
+            kernel: image.built.bzimage.clone(),
+            initramfs: image.initramfs.clone(),
+            accel: settings.accel,
+            memory_mb: settings.memory_mb,
+            cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
+            boot_timeout: settings.boot_timeout,
+        };
+        let mut guest = vm::Vm::boot(&cfg, None)
+            .map_err(|e| format!("{e}\n{}", e.console_tail().join("\n")))?;
+        let step = std::time::Duration::from_secs(30);
+        let uname = guest.run("uname -r", step).map_err(|e| e.to_string())?;
+        let release = String::from_utf8_lossy(&uname.reply.stdout)
+            .trim()
+            .to_owned();
+        if !(release == image.kernel.version
+            || release.starts_with(&format!("{}-", image.kernel.version)))
+        {
+            return Err(format!(
+                "guest runs {release:?}, the kernel list says {}",
+                image.kernel.version
+            )
+            .into());
+        }
+        let insmod = guest
+            .run(&format!("insmod {}", image::initramfs::MODULE_PATH), step)
+            .map_err(|e| e.to_string())?;
+        if insmod.reply.exit != 0 {
+            return Err(format!(
+                "insmod failed ({}): {}",
+                insmod.reply.exit,
+                String::from_utf8_lossy(&insmod.reply.stderr)
+            )
+            .into());
+        }
+        if !insmod
+            .kmsg
+            .iter()
+            .any(|r| r.text.starts_with("kchan: loaded"))
+        {
+            return Err("insmod succeeded but the kernel log has no `kchan: loaded` line".into());
+        }
+        Ok(())
     }
 
     fn run_case(&self, kernel: &str, spec_idx: usize, case: &str) -> Result<Completion, Failed> {
@@ -179,6 +236,13 @@ fn main() -> ExitCode {
         results: Mutex::new(HashMap::new()),
     });
     let mut trials = broken;
+    for k in &harness.kernels {
+        let h = harness.clone();
+        let name = k.name.clone();
+        trials.push(
+            Trial::test("image::boot", move || h.boot_check(&name)).with_kind(k.name.clone()),
+        );
+    }
     for (name, kernel, si, case) in trial_names {
         let h = harness.clone();
         let k = kernel.clone();

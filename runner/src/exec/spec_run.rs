@@ -386,7 +386,14 @@ fn execute(
         message,
         details,
     };
-    let vm_failure = |e: VmError, vm: &mut Vm| {
+    // The step that lost the VM is still part of the case's record.
+    let vm_failure = |e: VmError, vm: &mut Vm, steps: &mut Vec<StepReport>| {
+        steps.push(StepReport {
+            label: label.to_owned(),
+            exit: None,
+            duration: started.elapsed(),
+            passed: false,
+        });
         let mut details = vec![Detail::Lines {
             heading: "console (last lines)".into(),
             lines: e.console_tail().to_vec(),
@@ -406,11 +413,11 @@ fn execute(
         fail(kind, e.to_string(), details)
     };
     let output: StepOutput = match step.kind() {
-        StepKind::Run { cmd } => vm.run(cmd, timeout).map_err(|e| vm_failure(e, vm))?,
+        StepKind::Run { cmd } => vm.run(cmd, timeout).map_err(|e| vm_failure(e, vm, steps))?,
         StepKind::Start { cmd, name } => {
             let nonce = vm
                 .start_background(name, cmd)
-                .map_err(|e| vm_failure(e, vm))?;
+                .map_err(|e| vm_failure(e, vm, steps))?;
             background.insert(name.to_owned(), nonce);
             steps.push(StepReport {
                 label: label.to_owned(),
@@ -438,7 +445,7 @@ fn execute(
                 _ => None,
             };
             vm.finish_background(name, &begin, signal, timeout)
-                .map_err(|e| vm_failure(e, vm))?
+                .map_err(|e| vm_failure(e, vm, steps))?
         }
         StepKind::Invalid => {
             return Err(fail(

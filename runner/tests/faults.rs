@@ -1,0 +1,200 @@
+//! Faults in the framework, in real VMs of the default kernel: a guest panic mid-step, a hung
+//! step, QEMU killed from outside, and the runner itself killed with SIGKILL. Each must be
+//! reported for what it is, and no QEMU may outlive its owner. Times are printed, not asserted
+//! (the bounds below only stop a hang).
+
+use std::path::Path;
+use std::sync::{mpsc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use kspec::exec::{self, CaseReport, FailureKind, Outcome, RunSettings};
+use kspec::image::{self, BuildOptions, Image, Quiet, Repo};
+use kspec::spec;
+use kspec::vm::{self, AccelChoice};
+
+/// These tests look at this process's QEMU children: one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn image() -> &'static (Image, RunSettings) {
+    static IMAGE: OnceLock<(Image, RunSettings)> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let repo = Repo::locate().expect("kspec checkout");
+        let list = repo.kernel_list().expect("kernel list");
+        let kernels = list.select(None).expect("default kernel");
+        let img = image::build_images(&repo, &kernels, &BuildOptions::default(), &Quiet)
+            .expect("image build");
+        let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
+        let settings = RunSettings {
+            accel: accel.accel,
+            memory_mb: 512,
+            boot_timeout: kspec::cli::boot_timeout(accel.accel),
+        };
+        (img.into_iter().next().expect("one image"), settings)
+    })
+}
+
+fn run(text: &str) -> (Vec<CaseReport>, Duration) {
+    let (img, settings) = image();
+    let s = spec::load_str(Path::new("fault.yaml"), text).expect("valid spec");
+    let (tx, _rx) = mpsc::channel();
+    let started = Instant::now();
+    let r = exec::run_spec(img, &s, &|_| true, settings, &tx);
+    (r, started.elapsed())
+}
+
+fn failure(r: &CaseReport) -> &exec::Failure {
+    match &r.outcome {
+        Outcome::Failed(f) => f,
+        other => panic!("{}: expected a failure, got {other:?}", r.id.name()),
+    }
+}
+
+/// QEMU processes whose parent is `pid`.
+fn qemu_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        let comm = status.lines().next().unwrap_or("");
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .map(|v| v.trim().parse::<u32>().unwrap_or(0));
+        if comm.contains("qemu-system") && ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains("Z"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn guest_panic_mid_step_is_reported_as_a_panic_with_the_console_tail() {
+    let _one_at_a_time = serial();
+    let (r, total) = run("cases:\n  - name: panic\n    steps:\n      - run: echo c > /proc/sysrq-trigger\n        timeout: 60s\n      - run: echo never\n");
+    let f = failure(&r[0]);
+    assert_eq!(f.kind, FailureKind::Panic, "{f:?}");
+    assert!(f.message.contains("kernel panic"), "{}", f.message);
+    let console: Vec<&String> = f
+        .details
+        .iter()
+        .filter_map(|d| match d {
+            exec::Detail::Lines { heading, lines } if heading.starts_with("console") => Some(lines),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("sysrq") || l.contains("Kernel panic")),
+        "{console:?}"
+    );
+    assert_eq!(r[0].steps.len(), 1, "the step after the panic must not run");
+    println!(
+        "panic reported after {:.2}s (panic step {:.2}s)",
+        total.as_secs_f64(),
+        r[0].steps[0].duration.as_secs_f64()
+    );
+    assert!(qemu_children(std::process::id()).is_empty());
+}
+
+#[test]
+fn hung_step_is_a_timeout_with_its_partial_output() {
+    let _one_at_a_time = serial();
+    let (r, _) = run("cases:\n  - name: hang\n    steps:\n      - run: echo started; sleep 600\n        timeout: 2s\n");
+    let f = failure(&r[0]);
+    assert_eq!(f.kind, FailureKind::Timeout, "{f:?}");
+    let out = f.details.iter().any(|d| matches!(d, exec::Detail::Lines { heading, lines } if heading == "stdout" && lines == &["started"]));
+    assert!(out, "partial output missing: {:?}", f.details);
+    println!(
+        "timeout reported after {:.2}s for a 2s bound",
+        r[0].steps[0].duration.as_secs_f64()
+    );
+    assert!(qemu_children(std::process::id()).is_empty());
+}
+
+#[test]
+fn qemu_killed_from_outside_is_reported_not_hung() {
+    let _one_at_a_time = serial();
+    let me = std::process::id();
+    let killer = std::thread::spawn(move || {
+        // Kill whichever QEMU this test process starts, once the step is running.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Some(pid) = qemu_children(me).first() {
+                std::thread::sleep(Duration::from_secs(4));
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    let (r, _) =
+        run("cases:\n  - name: killed\n    steps:\n      - run: sleep 60\n        timeout: 90s\n");
+    assert!(killer.join().unwrap(), "no QEMU appeared");
+    let f = failure(&r[0]);
+    assert_eq!(f.kind, FailureKind::Panic, "{f:?}");
+    assert!(f.message.contains("QEMU exited"), "{}", f.message);
+    println!(
+        "external kill reported after {:.2}s",
+        r[0].duration.as_secs_f64()
+    );
+}
+
+#[test]
+fn runner_killed_with_sigkill_leaves_no_qemu() {
+    let _one_at_a_time = serial();
+    image(); // build before timing anything
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("sleep.yaml");
+    std::fs::write(
+        &spec,
+        "cases:\n  - name: sleep\n    steps:\n      - run: sleep 120\n        timeout: 200s\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kspec"))
+        .arg("run")
+        .arg(&spec)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let qemu = loop {
+        if let Some(q) = qemu_children(child.id()).first() {
+            break *q;
+        }
+        assert!(Instant::now() < deadline, "kspec started no QEMU");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    child.kill().unwrap(); // SIGKILL: no destructor runs, only the parent-death signal is left
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while alive(qemu) && killed.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!alive(qemu), "QEMU {qemu} survived its runner");
+    println!(
+        "QEMU gone {:.3}s after the runner was killed",
+        killed.elapsed().as_secs_f64()
+    );
+}
