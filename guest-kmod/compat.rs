@@ -19,6 +19,16 @@ pub(crate) fn user_slice<T>(addr: *const T, len: usize) -> UserSlice {
     UserSlice::new(kernel::uaccess::UserPtr::from_addr(addr as usize), len)
 }
 
+/// 7.x: `pr_*!` format their `{}` arguments through `kernel::fmt::Display`, the kernel's own copy
+/// of the trait, not `core::fmt::Display` (6.12 has no `kernel::fmt` and uses core's directly).
+/// kchan's log text type implements core's trait in text.rs; this forwards to it.
+#[cfg(kver_ge_7)]
+impl kernel::fmt::Display for crate::text::Esc<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Error codes kchan uses that the 6.12 kernel crate does not name (its `code` module has a
 /// fixed list). Functions, not constants: `Error::from_errno` is not `const` on 6.12.
 pub(crate) mod errno {
