@@ -22,7 +22,28 @@ pub const SOCKOPT_KERNEL_MSG: &[u8] = b"a message from kernel\n\0";
 pub const SOCKOPT_USER_MSG: &[u8] = b"a message from userspace\n\0";
 
 // ---- netlink (seeds 001/002 "imp2", 004 echo) -----------------------------------------------
+//
+// Requests: every message of a sendmsg() is handled on its own, in order. The sender is the
+// socket's port (the kernel's NETLINK_CB portid), never the header's `nlmsg_pid`. Errors are
+// reported ONLY when the request has NLM_F_ACK: then every request gets one NLMSG_ERROR ack
+// (error 0 on success), sent after its reply if it has one. Without NLM_F_ACK a failed request
+// is silently dropped (and counted as `netlink_errors` in /proc/kchan/stats). NLM_F_REQUEST is
+// neither required nor checked.
+//
+// kchan's own kernel -> user messages (replies, ICMP events, burst DATA/END) have `nlmsg_pid` 0
+// and `nlmsg_flags` 0; replies, burst DATA and burst END carry the request's `nlmsg_seq`, ICMP
+// events (IMP2_K_MSG) carry seq 0. Acks are the kernel's netlink_ack() (request's seq and port).
 
+/// sizeof(struct nlmsghdr): the payload starts this many bytes into a message (NLMSG_HDRLEN).
+pub const NLMSG_HDRLEN: usize = 16;
+/// Header flag: "this is a request" (the kernel's NLM_F_REQUEST). Accepted, not required.
+pub const NLM_F_REQUEST: u16 = 0x01;
+/// Header flag: ask for an NLMSG_ERROR ack (the kernel's NLM_F_ACK). Without it kchan reports
+/// no error at all: a refused or malformed request is dropped silently.
+pub const NLM_F_ACK: u16 = 0x04;
+/// Netlink units are 0..NETLINK_MAX_LINKS (the kernel's MAX_LINKS): `netlink_unit` must be < 32,
+/// otherwise the module refuses to load (EINVAL).
+pub const NETLINK_MAX_LINKS: i32 = 32;
 /// Default netlink unit (`netlink_unit` module parameter): NL_IMP2 == NETLINK_MY_UNIT_PROTO == 31.
 pub const NETLINK_UNIT_DEFAULT: i32 = 31;
 /// imp2: user -> kernel. Empty payload: register the sending port for ICMP events.
@@ -31,9 +52,16 @@ pub const IMP2_U_PID: u16 = 0;
 /// imp2: kernel -> user, payload `PacketInfo`, one per ICMP packet seen at PRE_ROUTING.
 pub const IMP2_K_MSG: u16 = 1;
 /// imp2: user -> kernel, unregister the sending port (only the registered port itself can).
+/// A port that is not registered gets ENOENT (in the ack, so only with NLM_F_ACK).
+///
+/// Same value as NLMSG_ERROR (2), inherited from the seed: the direction tells them apart.
+/// User -> kernel, 2 is always IMP2_CLOSE; kernel -> user, 2 is always an NLMSG_ERROR ack
+/// (kchan never sends IMP2_CLOSE).
 pub const IMP2_CLOSE: u16 = 2;
-/// Standard netlink control types used by kchan replies.
+/// Standard netlink control type: the ack (`struct nlmsgerr`), kernel -> user only. Equal to
+/// IMP2_CLOSE, see there.
 pub const NLMSG_ERROR: u16 = 2;
+/// Standard netlink control type: the seed 004 echo reply.
 pub const NLMSG_DONE: u16 = 3;
 /// First type free for kchan's own messages (the kernel's NLMSG_MIN_TYPE).
 pub const NLMSG_MIN_TYPE: u16 = 0x10;
@@ -41,19 +69,37 @@ pub const NLMSG_MIN_TYPE: u16 = 0x10;
 pub const KCHAN_ECHO: u16 = 0x10;
 /// Burst request, payload `BurstRequest`: the kernel sends `count` KCHAN_BURST_DATA messages of
 /// `size` payload bytes to the requesting port from a workqueue, then one KCHAN_BURST_END.
-/// Needs CAP_NET_ADMIN.
+/// Needs CAP_NET_ADMIN. With NLM_F_ACK the ack comes before the first DATA message.
+/// `count` 0 is allowed: no DATA, just KCHAN_BURST_END { sent: 0, dropped: 0 }.
+/// Every DATA and END message carries the request's `nlmsg_seq` in its header.
 pub const KCHAN_BURST: u16 = 0x11;
-/// Burst data: payload starts with a little-endian u32 sequence number, then filler bytes.
+/// Burst data, `size` payload bytes: bytes 0..4 are the message's sequence number within the
+/// burst as a LITTLE-endian u32 (whatever the host's byte order), 0 for the first message and
+/// counting up by one; every later byte at payload offset `i` (i >= 4) is `burst_filler(i)`,
+/// i.e. `i & 0xff`. A dropped message leaves a gap in the sequence numbers.
 pub const KCHAN_BURST_DATA: u16 = 0x12;
-/// End of a burst, payload `BurstEnd`.
+/// End of a burst, payload `BurstEnd`. Not sent when the requesting socket is closed.
 pub const KCHAN_BURST_END: u16 = 0x13;
+/// Sequence number of the first KCHAN_BURST_DATA message of a burst.
+pub const BURST_FIRST_SEQ: u32 = 0;
+/// Length of the little-endian u32 sequence number that starts a KCHAN_BURST_DATA payload
+/// (hence BURST_MIN_SIZE).
+pub const BURST_SEQ_LEN: usize = 4;
+
+/// The filler byte at payload offset `offset` (>= BURST_SEQ_LEN) of a KCHAN_BURST_DATA message:
+/// the offset's low byte (`offset & 0xff`).
+pub const fn burst_filler(offset: usize) -> u8 {
+    (offset & 0xff) as u8
+}
+
 /// The seed 004 reply payload (sent without a NUL, as the seed did).
 pub const NETLINK_ECHO_REPLY: &[u8] = b"Reply from kernel netlink";
 /// Largest payload kchan accepts in one message (echo and imp2); larger gets EMSGSIZE / is dropped.
 pub const NETLINK_MAX_PAYLOAD: usize = 4096;
 /// Most ports registered for ICMP events at once; one more gets ENOSPC.
 pub const NETLINK_MAX_LISTENERS: usize = 256;
-/// Bounds of a burst request; outside them the request gets EINVAL.
+/// Bounds of a burst request (count 0..=BURST_MAX_COUNT, size BURST_MIN_SIZE..=BURST_MAX_SIZE);
+/// outside them the request gets EINVAL.
 pub const BURST_MAX_COUNT: u32 = 10_000_000;
 pub const BURST_MIN_SIZE: u32 = 4;
 pub const BURST_MAX_SIZE: u32 = 65_536;

@@ -18,8 +18,8 @@ use kernel::sync::{new_mutex, Arc, Mutex};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use crate::abi::{
-    BurstEnd, BURST_MAX_COUNT, BURST_MAX_INFLIGHT, BURST_MAX_SIZE, BURST_MIN_SIZE,
-    KCHAN_BURST_DATA, KCHAN_BURST_END,
+    burst_filler, BurstEnd, BURST_FIRST_SEQ, BURST_MAX_COUNT, BURST_MAX_INFLIGHT, BURST_MAX_SIZE,
+    BURST_MIN_SIZE, BURST_SEQ_LEN, KCHAN_BURST_DATA, KCHAN_BURST_END,
 };
 use crate::compat::errno;
 use crate::netlink::{self, Request};
@@ -200,10 +200,12 @@ impl WorkItem for Burst {
             if this.stopped(st) {
                 break;
             }
+            // n < count <= BURST_MAX_COUNT: no overflow.
+            let seq = BURST_FIRST_SEQ + n;
             let fill = |p: &mut [u8]| {
-                p[..4].copy_from_slice(&n.to_le_bytes());
-                for (i, b) in p.iter_mut().enumerate().skip(4) {
-                    *b = i as u8;
+                p[..BURST_SEQ_LEN].copy_from_slice(&seq.to_le_bytes());
+                for (i, b) in p.iter_mut().enumerate().skip(BURST_SEQ_LEN) {
+                    *b = burst_filler(i);
                 }
             };
             match this.send_retrying(st, KCHAN_BURST_DATA, this.size as usize, fill) {

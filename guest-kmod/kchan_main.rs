@@ -67,11 +67,11 @@ impl Params {
                 ptr::addr_of!(kchan_param_mmap_pages).read(),
             )
         };
-        if !(0..netlink::MAX_LINKS).contains(&unit) {
+        if !(0..abi::NETLINK_MAX_LINKS).contains(&unit) {
             pr_err!(
                 "netlink_unit {} is out of range 0..{}\n",
                 unit,
-                netlink::MAX_LINKS - 1
+                abi::NETLINK_MAX_LINKS - 1
             );
             return Err(EINVAL);
         }

@@ -24,17 +24,12 @@ use kernel::sync::Arc;
 
 use crate::abi::{
     IMP2_CLOSE, IMP2_U_PID, KCHAN_BURST, KCHAN_ECHO, NETLINK_ECHO_REPLY, NETLINK_MAX_PAYLOAD,
-    NLMSG_DONE,
+    NLMSG_DONE, NLMSG_HDRLEN, NLM_F_ACK,
 };
 use crate::compat::errno;
 use crate::stats::STATS;
 use crate::text::{until_nul, Esc};
 use crate::{burst, glue, icmp, state};
-
-/// Netlink units are 0..MAX_LINKS (include/uapi/linux/netlink.h).
-pub(crate) const MAX_LINKS: i32 = 32;
-const NLMSG_HDRLEN: usize = 16;
-const NLM_F_ACK: u16 = 0x4;
 
 /// The kernel socket as seen by callbacks (null while not registered).
 pub(crate) struct Endpoint(AtomicPtr<c_void>);
