@@ -129,6 +129,30 @@ pub fn list(paths: &[PathBuf]) -> u8 {
     }
 }
 
+pub fn print_keys(kernel: Option<&str>, kernel_src: Option<PathBuf>) -> u8 {
+    let repo = match Repo::locate() {
+        Ok(r) => r,
+        Err(e) => return err(EXIT_ENV, e),
+    };
+    let kernels = match repo.kernel_list().and_then(|l| {
+        l.select(kernel)
+            .map(|k| k.into_iter().cloned().collect::<Vec<_>>())
+    }) {
+        Ok(k) => k,
+        Err(e) => return err(EXIT_INVALID, e),
+    };
+    let refs: Vec<&image::Kernel> = kernels.iter().collect();
+    match image::kernel_keys(&repo, &refs, kernel_src.as_deref()) {
+        Ok(keys) => {
+            for k in keys {
+                println!("{k}");
+            }
+            0
+        }
+        Err(e) => err(EXIT_ENV, e),
+    }
+}
+
 pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> u8 {
     let started = std::time::Instant::now();
     let repo = match Repo::locate() {

@@ -32,6 +32,9 @@ enum Cmd {
         /// Parallel make jobs (default: number of CPUs).
         #[arg(short = 'j', long, default_value_t = 0)]
         jobs: usize,
+        /// Only print each kernel's cache key (what CI caches the build under) and exit.
+        #[arg(long)]
+        print_key: bool,
     },
     /// Run spec files (default: specs/) in VMs.
     Run(cli::RunArgs),
@@ -62,7 +65,14 @@ fn main() -> ExitCode {
         Cmd::Build {
             kernel,
             kernel_src,
+            print_key: true,
+            ..
+        } => cli::print_keys(kernel.as_deref(), kernel_src),
+        Cmd::Build {
+            kernel,
+            kernel_src,
             jobs,
+            print_key: false,
         } => cli::build(kernel.as_deref(), kernel_src, jobs),
         Cmd::Run(args) => cli::run(args),
         Cmd::Check { paths } => cli::check(&paths),

@@ -48,6 +48,23 @@ impl BuiltKernel {
 /// Bumped when the recipe below changes in a way that needs a rebuild.
 const RECIPE: &str = "kernel-recipe-1";
 
+/// The kernel's cache key: recipe, source identity, toolchain and fragments. CI caches the
+/// built tree under the same key (`kspec build --print-key`).
+pub fn cache_key(
+    kernel: &Kernel,
+    source_identity: &str,
+    fragments_dir: &Path,
+    tc: &Toolchain,
+) -> Result<String, String> {
+    let mut key = Key::new(RECIPE)
+        .str("source", source_identity)
+        .str("toolchain", &tc.identity());
+    for f in &kernel.fragments {
+        key = key.file(f, &fragments_dir.join(f))?;
+    }
+    Ok(key.finish())
+}
+
 pub fn build(
     kernel: &Kernel,
     src: &SourceTree,
@@ -57,13 +74,7 @@ pub fn build(
     progress: &dyn Progress,
     jobs: usize,
 ) -> Result<BuiltKernel, String> {
-    let mut key = Key::new(RECIPE)
-        .str("source", &src.identity)
-        .str("toolchain", &tc.identity());
-    for f in &kernel.fragments {
-        key = key.file(f, &fragments_dir.join(f))?;
-    }
-    let key = key.finish();
+    let key = cache_key(kernel, &src.identity, fragments_dir, tc)?;
     let (build_dir, src_dir) = if src.external {
         (
             cache.dir(&["kernels", &format!("{}-local-{key}", kernel.name)])?,

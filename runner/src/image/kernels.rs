@@ -40,11 +40,20 @@ pub enum Source {
         package: String,
         suite: Option<String>,
     },
+    /// A release tarball checked against `sha256`, or against the sha256 that kernel.org's
+    /// `sha256sums.asc` beside it lists, once that file's signature is verified to come from the
+    /// key `signed_by` (a full fingerprint).
     Tarball {
         url: String,
-        sha256: String,
+        check: TarballCheck,
     },
     Path(PathBuf),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub enum TarballCheck {
+    Sha256(String),
+    SignedSums { fingerprint: String },
 }
 
 /// The YAML shape: exactly one of `debian`, `tarball`, `path`.
@@ -71,7 +80,10 @@ struct DebianFields {
 #[serde(deny_unknown_fields)]
 struct TarballFields {
     url: String,
-    sha256: String,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    signed_by: Option<String>,
 }
 
 impl TryFrom<SourceFields> for Source {
@@ -83,13 +95,32 @@ impl TryFrom<SourceFields> for Source {
                 suite: d.suite,
             }),
             (None, Some(t), None) => {
-                if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!("tarball {}: sha256 must be 64 hex digits", t.url));
-                }
-                Ok(Source::Tarball {
-                    url: t.url,
-                    sha256: t.sha256.to_ascii_lowercase(),
-                })
+                let hex =
+                    |v: &str, n: usize| v.len() == n && v.chars().all(|c| c.is_ascii_hexdigit());
+                let check = match (t.sha256, t.signed_by) {
+                    (Some(sha), None) if hex(&sha, 64) => {
+                        TarballCheck::Sha256(sha.to_ascii_lowercase())
+                    }
+                    (None, Some(fpr)) if hex(&fpr, 40) => TarballCheck::SignedSums {
+                        fingerprint: fpr.to_ascii_uppercase(),
+                    },
+                    (Some(_), None) => {
+                        return Err(format!("tarball {}: sha256 must be 64 hex digits", t.url))
+                    }
+                    (None, Some(_)) => {
+                        return Err(format!(
+                            "tarball {}: signed_by must be a 40-digit key fingerprint",
+                            t.url
+                        ))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "tarball {}: give exactly one of sha256 or signed_by",
+                            t.url
+                        ))
+                    }
+                };
+                Ok(Source::Tarball { url: t.url, check })
             }
             (None, None, Some(p)) => Ok(Source::Path(p)),
             _ => Err("a source needs exactly one of debian, tarball or path".into()),

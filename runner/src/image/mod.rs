@@ -169,6 +169,27 @@ pub fn build_images(
     Ok(images)
 }
 
+/// The cache key each kernel's build would have, without building (for CI caches).
+pub fn kernel_keys(
+    repo: &Repo,
+    kernels: &[&Kernel],
+    kernel_src: Option<&Path>,
+) -> Result<Vec<String>, String> {
+    let cache = Cache::from_env()?;
+    let tc = Toolchain::detect(&cache)?;
+    kernels
+        .iter()
+        .map(|k| {
+            let source = match kernel_src {
+                Some(p) => Source::Path(p.to_owned()),
+                None => k.effective_source().clone(),
+            };
+            let id = source::identity(&source, &cache)?;
+            kernel::cache_key(k, &id, &repo.root.join("images/kconfig"), &tc)
+        })
+        .collect()
+}
+
 /// Describe the toolchain choice (`kspec build` prints it).
 pub fn describe_toolchain() -> Result<String, String> {
     let cache = Cache::from_env()?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::cache::{sha256_file, Cache};
-use super::kernels::Source;
+use super::kernels::{Source, TarballCheck};
 use super::progress::Progress;
 use super::run::run_logged;
 
@@ -16,6 +16,46 @@ pub struct SourceTree {
     pub identity: String,
     /// A developer's own tree: build out of tree (O=) and never modify it.
     pub external: bool,
+}
+
+/// What identifies a source, without fetching it: cache keys are made of this.
+pub fn identity(source: &Source, cache: &Cache) -> Result<String, String> {
+    match source {
+        Source::Path(p) => local_tree(p).map(|t| t.identity),
+        Source::Debian {
+            package,
+            suite: None,
+        } => dpkg_version(package)
+            .map(|v| format!("{package}_{v}"))
+            .ok_or_else(|| {
+                format!("Debian package {package} is not installed: run images/setup-host.sh")
+            }),
+        Source::Debian {
+            package,
+            suite: Some(_),
+        } => find_deb(package, cache)
+            .and_then(|d| d.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .ok_or_else(|| format!("{package} is not downloaded yet: run `kspec build` once")),
+        Source::Tarball { url, check } => Ok(tarball_identity(url, check)),
+    }
+}
+
+/// The newest downloaded .deb of `package`, if any.
+fn find_deb(package: &str, cache: &Cache) -> Option<PathBuf> {
+    let dl = cache.dir(&["downloads"]).ok()?;
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(&dl)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            n.starts_with(&format!("{package}_")) && n.ends_with(".deb")
+        })
+        .collect();
+    debs.sort();
+    debs.pop()
 }
 
 pub fn obtain(
@@ -60,36 +100,149 @@ pub fn obtain(
             }
             extract(&tarball, &name, cache, progress)
         }
-        Source::Tarball { url, sha256 } => {
-            let file = url
-                .rsplit('/')
-                .next()
-                .filter(|f| !f.is_empty())
-                .unwrap_or("linux.tar.xz");
-            let dl = cache.dir(&["downloads"])?.join(file);
-            if !dl.is_file() || sha256_file(&dl)? != *sha256 {
-                progress.message(&format!("downloading {url}"));
-                let part = dl.with_extension("part");
-                let mut c = Command::new("curl");
-                c.args(["-fsSL", "--retry", "3", "-o"]).arg(&part).arg(url);
-                run_logged(c, &dl.with_extension("log"), "download", &|_| {})?;
-                let got = sha256_file(&part)?;
-                if got != *sha256 {
-                    let _ = std::fs::remove_file(&part);
-                    return Err(format!(
-                        "{url}: sha256 mismatch: expected {sha256}, got {got}"
-                    ));
-                }
-                std::fs::rename(&part, &dl).map_err(|e| format!("{}: {e}", dl.display()))?;
-            }
-            extract(
-                &dl,
-                &format!("tarball-{}", &sha256[..16.min(sha256.len())]),
-                cache,
-                progress,
-            )
+        Source::Tarball { url, check } => {
+            let dl = download_tarball(url, check, cache, progress)?;
+            extract(&dl, &tarball_identity(url, check), cache, progress)
         }
     }
+}
+
+/// Release tarballs never change: the file name (or the pinned sha256) identifies the tree.
+pub fn tarball_identity(url: &str, check: &TarballCheck) -> String {
+    match check {
+        TarballCheck::Sha256(sha) => format!("tarball-{}", &sha[..16]),
+        TarballCheck::SignedSums { .. } => format!(
+            "tarball-{}",
+            tarball_name(url)
+                .trim_end_matches(".tar.xz")
+                .trim_end_matches(".tar.gz")
+        ),
+    }
+}
+
+fn tarball_name(url: &str) -> &str {
+    url.rsplit('/')
+        .next()
+        .filter(|f| !f.is_empty())
+        .unwrap_or("linux.tar.xz")
+}
+
+fn fetch(url: &str, to: &Path, log: &Path) -> Result<(), String> {
+    let part = to.with_extension("part");
+    let mut c = Command::new("curl");
+    c.args(["-fsSL", "--retry", "3", "-o"]).arg(&part).arg(url);
+    run_logged(c, log, &format!("download {url}"), &|_| {})?;
+    std::fs::rename(&part, to).map_err(|e| format!("{}: {e}", to.display()))
+}
+
+/// Download (once) and verify a release tarball.
+fn download_tarball(
+    url: &str,
+    check: &TarballCheck,
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<PathBuf, String> {
+    let dir = cache.dir(&["downloads"])?;
+    let name = tarball_name(url);
+    let dl = dir.join(name);
+    let verified = dir.join(format!("{name}.sha256"));
+    let log = dir.join(format!("{name}.log"));
+    if dl.is_file()
+        && std::fs::read_to_string(&verified)
+            .ok()
+            .is_some_and(|v| sha256_file(&dl).ok() == Some(v))
+    {
+        return Ok(dl);
+    }
+    let expected = match check {
+        TarballCheck::Sha256(sha) => sha.clone(),
+        TarballCheck::SignedSums { fingerprint } => {
+            signed_sha256(url, fingerprint, cache, progress, &log)?
+        }
+    };
+    progress.message(&format!("downloading {url}"));
+    fetch(url, &dl, &log)?;
+    let got = sha256_file(&dl)?;
+    if got != expected {
+        let _ = std::fs::remove_file(&dl);
+        return Err(format!(
+            "{url}: sha256 mismatch: expected {expected}, got {got}"
+        ));
+    }
+    std::fs::write(&verified, &got).map_err(|e| format!("{}: {e}", verified.display()))?;
+    Ok(dl)
+}
+
+/// The sha256 of `url` from kernel.org's clearsigned `sha256sums.asc` in the same directory,
+/// accepted only when gpg reports a valid signature by the key `fingerprint` (fetched by WKD).
+fn signed_sha256(
+    url: &str,
+    fingerprint: &str,
+    cache: &Cache,
+    progress: &dyn Progress,
+    log: &Path,
+) -> Result<String, String> {
+    let (base, name) = url
+        .rsplit_once('/')
+        .ok_or_else(|| format!("{url}: not a URL"))?;
+    let sums = cache
+        .dir(&["downloads"])?
+        .join(format!("{name}.sha256sums.asc"));
+    progress.message(&format!(
+        "fetching {base}/sha256sums.asc and checking its signature"
+    ));
+    fetch(&format!("{base}/sha256sums.asc"), &sums, log)?;
+    let home = cache.dir(&["gnupg"])?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
+    let mut locate = Command::new("gpg");
+    locate.arg("--homedir").arg(&home).args([
+        "--batch",
+        "--auto-key-locate",
+        "clear,wkd",
+        "--locate-external-keys",
+        "autosigner@kernel.org",
+    ]);
+    run_logged(
+        locate,
+        log,
+        "gpg: fetching the kernel.org checksum key",
+        &|_| {},
+    )?;
+    let out = Command::new("gpg")
+        .arg("--homedir")
+        .arg(&home)
+        .args(["--batch", "--status-fd", "1", "--verify"])
+        .arg(&sums)
+        .output()
+        .map_err(|e| format!("cannot run gpg: {e}"))?;
+    let status = String::from_utf8_lossy(&out.stdout);
+    let signer = status
+        .lines()
+        .find_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+        .and_then(|rest| rest.split_whitespace().last())
+        .map(str::to_ascii_uppercase);
+    if !out.status.success() || signer.as_deref() != Some(fingerprint) {
+        return Err(format!(
+            "{}: signature not valid or not by {fingerprint} (gpg: {})",
+            sums.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    let text = std::fs::read_to_string(&sums).map_err(|e| format!("{}: {e}", sums.display()))?;
+    sha_for(&text, name).ok_or_else(|| format!("{base}/sha256sums.asc lists no {name}"))
+}
+
+/// The hash of `name` in the signed part of a clearsigned sha256sums file.
+pub fn sha_for(clearsigned: &str, name: &str) -> Option<String> {
+    let body = clearsigned.split("-----BEGIN PGP SIGNATURE-----").next()?;
+    body.lines().find_map(|l| {
+        let (sha, file) = l.split_once(char::is_whitespace)?;
+        (file.trim() == name && sha.len() == 64).then(|| sha.to_ascii_lowercase())
+    })
 }
 
 fn local_tree(p: &Path) -> Result<SourceTree, String> {
@@ -216,22 +369,7 @@ fn download_deb(
     progress: &dyn Progress,
 ) -> Result<PathBuf, String> {
     let dl = cache.dir(&["downloads"])?;
-    let find = || -> Option<PathBuf> {
-        let mut debs: Vec<PathBuf> = std::fs::read_dir(&dl)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let n = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                n.starts_with(&format!("{package}_")) && n.ends_with(".deb")
-            })
-            .collect();
-        debs.sort();
-        debs.pop()
-    };
-    if let Some(deb) = find() {
+    if let Some(deb) = find_deb(package, cache) {
         return Ok(deb);
     }
     let mirror = debian_mirror()?;
@@ -274,10 +412,44 @@ fn download_deb(
         &format!("apt-get download {package}"),
         &|_| {},
     )?;
-    find().ok_or_else(|| {
+    find_deb(package, cache).ok_or_else(|| {
         format!(
             "apt-get download {package} produced no .deb; log: {}",
             log.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_read_from_the_signed_part_only() {
+        let asc = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n\
+            0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  linux-6.12.117.tar.xz\n\
+            1111111111111111111111111111111111111111111111111111111111111111  linux-6.12.117.tar.gz\n\
+            -----BEGIN PGP SIGNATURE-----\n\
+            2222222222222222222222222222222222222222222222222222222222222222  linux-7.0.tar.xz\n";
+        assert_eq!(
+            sha_for(asc, "linux-6.12.117.tar.xz").unwrap(),
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        );
+        assert!(
+            sha_for(asc, "linux-7.0.tar.xz").is_none(),
+            "lines after the signature are not signed"
+        );
+        assert!(sha_for(asc, "linux-6.12.tar.xz").is_none());
+    }
+
+    #[test]
+    fn tarball_identity_is_stable() {
+        let c = TarballCheck::SignedSums {
+            fingerprint: "X".into(),
+        };
+        assert_eq!(
+            tarball_identity("https://h/v6.x/linux-6.12.117.tar.xz", &c),
+            "tarball-linux-6.12.117"
+        );
+    }
 }
