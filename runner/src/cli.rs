@@ -39,7 +39,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 256)]
     pub memory: u32,
     /// Use a local kernel tree (with a single --kernel).
     #[arg(long)]
@@ -335,10 +335,10 @@ pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
         image::initramfs::MODULE_PATH
     );
     let cfg = vm::VmConfig {
-        kernel: img.built.bzimage.clone(),
+        kernel: img.built.vmlinux.clone(),
         initramfs: img.initramfs.clone(),
         accel: decision.accel,
-        memory_mb: 512,
+        memory_mb: 256,
         cmdline: img.kernel.cmdline.clone().unwrap_or_default(),
         boot_timeout: boot_timeout(decision.accel),
     };

@@ -53,7 +53,7 @@ impl Harness {
             eprintln!("kspec: accelerator: {accel}");
             let settings = RunSettings {
                 accel: accel.accel,
-                memory_mb: 512,
+                memory_mb: 256,
                 boot_timeout: kspec::cli::boot_timeout(accel.accel),
             };
             Ok((images, settings))
@@ -71,7 +71,7 @@ impl Harness {
             .find(|i| i.kernel.name == kernel)
             .ok_or("image missing")?;
         let cfg = vm::VmConfig {
-            kernel: image.built.bzimage.clone(),
+            kernel: image.built.vmlinux.clone(),
             initramfs: image.initramfs.clone(),
             accel: settings.accel,
             memory_mb: settings.memory_mb,

@@ -241,7 +241,7 @@ fn start_vm(
     steps: &mut Vec<StepReport>,
 ) -> Result<Vm, Failure> {
     let cfg = VmConfig {
-        kernel: image.built.bzimage.clone(),
+        kernel: image.built.vmlinux.clone(),
         initramfs: image.initramfs.clone(),
         accel: settings.accel,
         memory_mb: settings.memory_mb,
