@@ -16,14 +16,16 @@ use base64::Engine;
 /// background children SIGINT/SIGQUIT ignored, which a test of signal handling must not inherit.
 /// A foreground step runs under `timeout` (its exit status 137 past the bound); a background one
 /// detaches through `setsid setsid` under a wrapper that traps (not ignores) signals and records
-/// the command's exit status. `sh -c` execs a single command, so the status is the program's.
+/// the command's exit status. The background `sh -c` execs a single command, so a signal reaches
+/// the program itself and the status is the program's. A step's taint before is the previous
+/// step's taint after: one fork fewer per step.
 /// (sysctl files answer EOF at any nonzero offset, so ash's byte-wise `read` cannot read them: cat.)
-pub const GUEST_FUNCTIONS: &str = r#"mkdir -p /tmp/ks
+pub const GUEST_FUNCTIONS: &str = r#"mkdir -p /tmp/ks; __kt=$(cat /proc/sys/kernel/tainted)
 __kc() { echo "$1" >> /tmp/ks/c.b64; }
-__ko() { printf '\036KS:%s:O\n' "$1"; base64 "$5"; printf '\036KS:%s:E\n' "$1"; base64 "$6"; printf '\036KS:%s:R %s %s %s %s\n' "$1" "$2" "$3" "$4" "$7"; }
-__kx() { base64 -d /tmp/ks/c.b64 > /tmp/ks/c.sh; rm -f /tmp/ks/c.b64 /tmp/ks/fg.pid; echo 1 > /proc/sys/kernel/printk; t0=$(cat /proc/sys/kernel/tainted); echo "kspec:$1:begin" > /dev/kmsg; timeout -s KILL "$2" setsid sh -c 'echo $$ > /tmp/ks/fg.pid; exec sh -c "$0"' "$(cat /tmp/ks/c.sh)" < /dev/null > /tmp/ks/o 2> /tmp/ks/e; rc=$?; [ -s /tmp/ks/fg.pid ] && kill -KILL -$(cat /tmp/ks/fg.pid) 2>/dev/null; echo "kspec:$1:end" > /dev/kmsg; t1=$(cat /proc/sys/kernel/tainted); __ko "$1" $rc $t0 $t1 /tmp/ks/o /tmp/ks/e 0; }
-__kb() { base64 -d /tmp/ks/c.b64 > "/tmp/ks/$2.sh"; rm -f /tmp/ks/c.b64 "/tmp/ks/$2.rc" "/tmp/ks/$2.pid"; t0=$(cat /proc/sys/kernel/tainted); echo $t0 > "/tmp/ks/$2.t0"; echo "kspec:$1:begin" > /dev/kmsg; setsid setsid sh -c 'd=/tmp/ks/$1; echo $$ > $d.pid.t; mv $d.pid.t $d.pid; trap : TERM INT HUP QUIT USR1 USR2; sh -c "$0" < /dev/null > $d.o 2> $d.e; echo $? > $d.rc.t; mv $d.rc.t $d.rc' "$(cat "/tmp/ks/$2.sh")" "$2" < /dev/null > /dev/null 2>&1; while [ ! -e "/tmp/ks/$2.pid" ]; do sleep 0.01; done; printf '\036KS:%s:R 0 %s %s 0\n' "$1" $t0 $t0; }
-__kw() { read p < "/tmp/ks/$2.pid"; [ "$4" = - ] || kill -$4 -$p 2>/dev/null; n=0; to=0; while [ ! -e "/tmp/ks/$2.rc" ] && kill -0 $p 2>/dev/null && [ $n -lt $3 ]; do sleep 0.02; n=$((n+20)); done; if [ -e "/tmp/ks/$2.rc" ]; then read rc < "/tmp/ks/$2.rc"; elif kill -0 $p 2>/dev/null; then to=1; rc=137; else rc=137; fi; kill -KILL -$p 2>/dev/null; echo "kspec:$1:end" > /dev/kmsg; t1=$(cat /proc/sys/kernel/tainted); read t0 < "/tmp/ks/$2.t0"; __ko "$1" $rc $t0 $t1 "/tmp/ks/$2.o" "/tmp/ks/$2.e" $to; }
+__ko() { printf '\036KS:%s:O\n' "$1"; [ -s "$5" ] && base64 "$5"; printf '\036KS:%s:E\n' "$1"; [ -s "$6" ] && base64 "$6"; printf '\036KS:%s:R %s %s %s %s\n' "$1" "$2" "$3" "$4" "$7"; }
+__kx() { base64 -d /tmp/ks/c.b64 > /tmp/ks/c.sh; : > /tmp/ks/c.b64; : > /tmp/ks/fg.pid; echo 1 > /proc/sys/kernel/printk; t0=$__kt; echo "kspec:$1:begin" > /dev/kmsg; timeout -s KILL "$2" setsid sh -c 'echo $$ > /tmp/ks/fg.pid; . /tmp/ks/c.sh' < /dev/null > /tmp/ks/o 2> /tmp/ks/e; rc=$?; read p < /tmp/ks/fg.pid; [ -n "$p" ] && kill -KILL -$p 2>/dev/null; echo "kspec:$1:end" > /dev/kmsg; __kt=$(cat /proc/sys/kernel/tainted); __ko "$1" $rc $t0 $__kt /tmp/ks/o /tmp/ks/e 0; }
+__kb() { base64 -d /tmp/ks/c.b64 > "/tmp/ks/$2.sh"; : > /tmp/ks/c.b64; rm -f "/tmp/ks/$2.rc" "/tmp/ks/$2.pid"; echo $__kt > "/tmp/ks/$2.t0"; echo "kspec:$1:begin" > /dev/kmsg; setsid setsid sh -c 'd=/tmp/ks/$0; echo $$ > $d.pid.t; mv $d.pid.t $d.pid; trap : TERM INT HUP QUIT USR1 USR2; sh -c "$(cat $d.sh)" < /dev/null > $d.o 2> $d.e; echo $? > $d.rc.t; mv $d.rc.t $d.rc' "$2" < /dev/null > /dev/null 2>&1; while [ ! -e "/tmp/ks/$2.pid" ]; do sleep 0.01; done; printf '\036KS:%s:R 0 %s %s 0\n' "$1" $__kt $__kt; }
+__kw() { read p < "/tmp/ks/$2.pid"; [ "$4" = - ] || kill -$4 -$p 2>/dev/null; n=0; to=0; while [ ! -e "/tmp/ks/$2.rc" ] && kill -0 $p 2>/dev/null && [ $n -lt $3 ]; do sleep 0.02; n=$((n+20)); done; if [ -e "/tmp/ks/$2.rc" ]; then read rc < "/tmp/ks/$2.rc"; elif kill -0 $p 2>/dev/null; then to=1; rc=137; else rc=137; fi; kill -KILL -$p 2>/dev/null; echo "kspec:$1:end" > /dev/kmsg; __kt=$(cat /proc/sys/kernel/tainted); read t0 < "/tmp/ks/$2.t0"; __ko "$1" $rc $t0 $__kt "/tmp/ks/$2.o" "/tmp/ks/$2.e" $to; }
 "#;
 
 const CHUNK: usize = 1024;
