@@ -38,9 +38,9 @@ pub struct RunArgs {
     /// JSON lines on stdout instead of human output.
     #[arg(long)]
     pub json: bool,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 256)]
-    pub memory: u32,
+    /// Guest memory in MiB (default: the kernel list's memory_mb, else 256).
+    #[arg(long)]
+    pub memory: Option<u32>,
     /// Use a local kernel tree (with a single --kernel).
     #[arg(long)]
     pub kernel_src: Option<PathBuf>,
@@ -338,7 +338,7 @@ pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
         kernel: img.built.vmlinux.clone(),
         initramfs: img.initramfs.clone(),
         accel: decision.accel,
-        memory_mb: 256,
+        memory_mb: img.kernel.memory_mb.unwrap_or(exec::DEFAULT_MEMORY_MB),
         cmdline: img.kernel.cmdline.clone().unwrap_or_default(),
         boot_timeout: boot_timeout(decision.accel),
     };

@@ -29,7 +29,7 @@ fn image() -> &'static (Image, RunSettings) {
         let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
         let settings = RunSettings {
             accel: accel.accel,
-            memory_mb: 256,
+            memory_mb: None,
             boot_timeout: kspec::cli::boot_timeout(accel.accel),
         };
         (img.into_iter().next().expect("one image"), settings)

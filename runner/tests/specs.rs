@@ -53,7 +53,7 @@ impl Harness {
             eprintln!("kspec: accelerator: {accel}");
             let settings = RunSettings {
                 accel: accel.accel,
-                memory_mb: 256,
+                memory_mb: None,
                 boot_timeout: kspec::cli::boot_timeout(accel.accel),
             };
             Ok((images, settings))
@@ -74,7 +74,10 @@ impl Harness {
             kernel: image.built.vmlinux.clone(),
             initramfs: image.initramfs.clone(),
             accel: settings.accel,
-            memory_mb: settings.memory_mb,
+            memory_mb: settings
+                .memory_mb
+                .or(image.kernel.memory_mb)
+                .unwrap_or(exec::DEFAULT_MEMORY_MB),
             cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
             boot_timeout: settings.boot_timeout,
         };

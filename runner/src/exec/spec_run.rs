@@ -15,11 +15,13 @@ use crate::spec::{version_matches, Case, LoadedSpec, Step, StepKind};
 use crate::vm::{Accel, StepOutput, Vm, VmConfig, VmError};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MEMORY_MB: u32 = 256;
 
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     pub accel: Accel,
-    pub memory_mb: u32,
+    /// Guest memory; None: the kernel list's `memory_mb`, else DEFAULT_MEMORY_MB.
+    pub memory_mb: Option<u32>,
     pub boot_timeout: Duration,
 }
 
@@ -244,7 +246,10 @@ fn start_vm(
         kernel: image.built.vmlinux.clone(),
         initramfs: image.initramfs.clone(),
         accel: settings.accel,
-        memory_mb: settings.memory_mb,
+        memory_mb: settings
+            .memory_mb
+            .or(image.kernel.memory_mb)
+            .unwrap_or(DEFAULT_MEMORY_MB),
         cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
         boot_timeout: settings.boot_timeout,
     };

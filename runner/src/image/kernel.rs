@@ -36,6 +36,14 @@ impl BuiltKernel {
         }
     }
 
+    /// `uname -r` of this kernel, as the build recorded it.
+    pub fn release(&self) -> Result<String, String> {
+        let p = self.build_dir.join("include/config/kernel.release");
+        std::fs::read_to_string(&p)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    }
+
     /// Is `sym` (with or without CONFIG_) =y or =m in the final .config?
     pub fn has_symbol(&self, sym: &str) -> bool {
         let sym = sym.strip_prefix("CONFIG_").unwrap_or(sym);
@@ -46,7 +54,7 @@ impl BuiltKernel {
 }
 
 /// Bumped when the recipe below changes in a way that needs a rebuild.
-const RECIPE: &str = "kernel-recipe-1";
+const RECIPE: &str = "kernel-recipe-2";
 
 /// The kernel's cache key: recipe, source identity, toolchain and fragments. CI caches the
 /// built tree under the same key (`kspec build --print-key`).
@@ -75,15 +83,11 @@ pub fn build(
     jobs: usize,
 ) -> Result<BuiltKernel, String> {
     let key = cache_key(kernel, &src.identity, fragments_dir, tc)?;
-    let (build_dir, src_dir) = if src.external {
-        (
-            cache.dir(&["kernels", &format!("{}-local-{key}", kernel.name)])?,
-            Some(src.dir.clone()),
-        )
-    } else {
-        (src.dir.clone(), None)
-    };
     let out = cache.dir(&["kernels", &format!("{}-{key}", kernel.name)])?;
+    // Always out of tree: one unpacked source serves several configurations (a debug variant),
+    // and a developer's own tree is never written to.
+    let build_dir = out.join("build");
+    let src_dir = Some(src.dir.clone());
     let built = BuiltKernel {
         key: key.clone(),
         bzimage: out.join("bzImage"),
@@ -104,6 +108,23 @@ pub fn build(
     }
     let _ = std::fs::remove_file(&stamp);
     let _ = std::fs::remove_file(&built.log);
+    std::fs::create_dir_all(&built.build_dir)
+        .map_err(|e| format!("{}: {e}", built.build_dir.display()))?;
+    // Kbuild refuses O= builds from a source tree that was built in place (older kspec did).
+    if !src.external && src.dir.join(".config").exists() {
+        progress.message(&format!(
+            "{}: cleaning the unpacked source for out-of-tree builds",
+            kernel.name
+        ));
+        let mut c = tc.make(&src.dir);
+        c.arg("mrproper");
+        run_logged(
+            c,
+            &built.log,
+            &format!("{}: make mrproper", kernel.name),
+            &|_| {},
+        )?;
+    }
     let name = &kernel.name;
     let tick = |l: &str| progress.tick(&format!("{name}: building kernel"), l);
 

@@ -28,6 +28,9 @@ pub struct Kernel {
     /// Built and tested by `cargo test` and .ci/run here; otherwise only on GitHub.
     #[serde(default)]
     pub local: bool,
+    /// Guest memory for this kernel's VMs (debug kernels need more).
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
     /// Extra kernel command line for this kernel's VMs.
     #[serde(default)]
     pub cmdline: Option<String>,

@@ -135,17 +135,29 @@ pub fn build_images(
             &cache,
             progress,
         )?;
-        let key = cache::Key::new("initramfs-1")
+        let release = built.release()?;
+        let rootfs = repo.root.join("images/rootfs");
+        let key = cache::Key::new("initramfs-2")
             .str("module", &module_key)
             .str("tools", &tools_key)
+            .str("release", &release)
             .file("init", &init)?
+            .dir("rootfs", &rootfs, &|_| true)?
             .file("busybox", busybox)?
             .finish();
         let initramfs = cache
             .dir(&["images"])?
             .join(format!("{}-{key}.cpio", k.name));
         if !initramfs.is_file() {
-            let data = initramfs::base(busybox, &init, &module, &kchanctl)?;
+            let inputs = initramfs::BaseInputs {
+                busybox,
+                init: &init,
+                rootfs: &rootfs,
+                module: &module,
+                kchanctl: &kchanctl,
+                release: &release,
+            };
+            let data = initramfs::base(&inputs)?;
             let tmp = initramfs.with_extension("tmp");
             std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
             std::fs::rename(&tmp, &initramfs)
