@@ -4,6 +4,7 @@
 //! `spec` (model) → `image` (build and cache) → `vm` (QEMU + serial session) → `exec` (steps,
 //! events) → `report` (human, JUnit, GitHub, JSON).
 
+pub mod bench;
 pub mod cli;
 pub mod exec;
 pub mod image;

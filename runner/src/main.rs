@@ -49,6 +49,8 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         accel: String,
     },
+    /// Measure boot, per-step overhead, warm build, the warm suite and every channel; one table.
+    Bench(kspec::bench::BenchArgs),
     /// Print the JSON Schema of the spec format.
     Schema,
     /// Print the kernel list as a JSON matrix for CI.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Cmd::Check { paths } => cli::check(&paths),
         Cmd::List { paths } => cli::list(&paths),
         Cmd::Shell { kernel, accel } => cli::shell(kernel.as_deref(), &accel),
+        Cmd::Bench(args) => kspec::bench::bench(args),
         Cmd::Schema => {
             println!("{}", kspec::spec::schema_json());
             0
