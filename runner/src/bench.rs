@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::cli::{boot_timeout, load_specs, EXIT_ENV, EXIT_INVALID};
-use crate::exec::{self, RunSettings, DEFAULT_MEMORY_MB};
+use crate::exec::{self, RunSettings};
 use crate::image::{self, BuildOptions, Image, Quiet, Repo, StderrProgress};
-use crate::vm::{self, AccelChoice, Vm, VmConfig};
+use crate::vm::{self, AccelChoice, Vm};
 
 /// The seed 002 async netlink model's measured rate (messages/s).
 pub const SEED_BURST_RATE: f64 = 4013.0;
@@ -324,14 +324,12 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         Target::AtMost(2.0),
     ));
 
-    let cfg = VmConfig {
-        kernel: img.built.vmlinux.clone(),
-        initramfs: img.initramfs.clone(),
+    let settings = RunSettings {
         accel: accel.accel,
-        memory_mb: img.kernel.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-        cmdline: img.kernel.cmdline.clone().unwrap_or_default(),
+        memory_mb: None,
         boot_timeout: boot_timeout(accel.accel),
     };
+    let cfg = exec::vm_config(img, &settings);
     eprintln!("kspec: bench: boot x{runs}");
     let (mut boots, mut uptimes) = (Vec::new(), Vec::new());
     for _ in 0..runs {

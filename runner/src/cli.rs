@@ -46,6 +46,19 @@ pub struct RunArgs {
     pub kernel_src: Option<PathBuf>,
 }
 
+/// The checkout and the kernels a `--kernel` argument names; errors already printed.
+fn checkout_and_kernels(kernel: Option<&str>) -> Result<(Repo, Vec<image::Kernel>), u8> {
+    let repo = Repo::locate().map_err(|e| err(EXIT_ENV, e))?;
+    let list = repo.kernel_list().map_err(|e| err(EXIT_ENV, e))?;
+    let kernels = list
+        .select(kernel)
+        .map_err(|e| err(EXIT_INVALID, e))?
+        .into_iter()
+        .cloned()
+        .collect();
+    Ok((repo, kernels))
+}
+
 fn err(code: u8, msg: impl std::fmt::Display) -> u8 {
     eprintln!("kspec: error: {msg}");
     code
@@ -130,16 +143,9 @@ pub fn list(paths: &[PathBuf]) -> u8 {
 }
 
 pub fn print_keys(kernel: Option<&str>, kernel_src: Option<PathBuf>) -> u8 {
-    let repo = match Repo::locate() {
-        Ok(r) => r,
-        Err(e) => return err(EXIT_ENV, e),
-    };
-    let kernels = match repo.kernel_list().and_then(|l| {
-        l.select(kernel)
-            .map(|k| k.into_iter().cloned().collect::<Vec<_>>())
-    }) {
-        Ok(k) => k,
-        Err(e) => return err(EXIT_INVALID, e),
+    let (repo, kernels) = match checkout_and_kernels(kernel) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let refs: Vec<&image::Kernel> = kernels.iter().collect();
     match image::kernel_keys(&repo, &refs, kernel_src.as_deref()) {
@@ -155,18 +161,11 @@ pub fn print_keys(kernel: Option<&str>, kernel_src: Option<PathBuf>) -> u8 {
 
 pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> u8 {
     let started = std::time::Instant::now();
-    let repo = match Repo::locate() {
-        Ok(r) => r,
-        Err(e) => return err(EXIT_ENV, e),
+    let (repo, kernels) = match checkout_and_kernels(kernel) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let list = match repo.kernel_list() {
-        Ok(l) => l,
-        Err(e) => return err(EXIT_ENV, e),
-    };
-    let kernels = match list.select(kernel) {
-        Ok(k) => k,
-        Err(e) => return err(EXIT_INVALID, e),
-    };
+    let kernels: Vec<&image::Kernel> = kernels.iter().collect();
     match image::describe_toolchain() {
         Ok(t) => eprintln!("kspec: {t}"),
         Err(e) => return err(EXIT_ENV, e),
@@ -199,21 +198,14 @@ pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> 
 }
 
 pub fn run(args: RunArgs) -> u8 {
-    let repo = match Repo::locate() {
-        Ok(r) => r,
-        Err(e) => return err(EXIT_ENV, e),
+    let (repo, kernels) = match checkout_and_kernels(args.kernel.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
+    let kernels: Vec<&image::Kernel> = kernels.iter().collect();
     let specs = match load_specs(Some(&repo), &args.paths) {
         Ok(s) => s,
         Err(code) => return code,
-    };
-    let list = match repo.kernel_list() {
-        Ok(l) => l,
-        Err(e) => return err(EXIT_ENV, e),
-    };
-    let kernels = match list.select(args.kernel.as_deref()) {
-        Ok(k) => k,
-        Err(e) => return err(EXIT_INVALID, e),
     };
     let choice: AccelChoice = match args.accel.parse() {
         Ok(c) => c,
@@ -297,19 +289,12 @@ pub fn boot_timeout(accel: vm::Accel) -> Duration {
 }
 
 pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
-    let repo = match Repo::locate() {
-        Ok(r) => r,
-        Err(e) => return err(EXIT_ENV, e),
-    };
-    let list = match repo.kernel_list() {
-        Ok(l) => l,
-        Err(e) => return err(EXIT_ENV, e),
-    };
-    let kernels = match list.select(kernel) {
-        Ok(k) if k.len() == 1 => k,
+    let (repo, kernels) = match checkout_and_kernels(kernel) {
+        Ok(x) if x.1.len() == 1 => x,
         Ok(_) => return err(EXIT_INVALID, "kspec shell boots exactly one kernel"),
-        Err(e) => return err(EXIT_INVALID, e),
+        Err(code) => return code,
     };
+    let kernels: Vec<&image::Kernel> = kernels.iter().collect();
     let decision = match accel
         .parse()
         .map_err(|e: String| e)
@@ -334,14 +319,12 @@ pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
         img.kernel.name,
         image::initramfs::MODULE_PATH
     );
-    let cfg = vm::VmConfig {
-        kernel: img.built.vmlinux.clone(),
-        initramfs: img.initramfs.clone(),
+    let settings = RunSettings {
         accel: decision.accel,
-        memory_mb: img.kernel.memory_mb.unwrap_or(exec::DEFAULT_MEMORY_MB),
-        cmdline: img.kernel.cmdline.clone().unwrap_or_default(),
+        memory_mb: None,
         boot_timeout: boot_timeout(decision.accel),
     };
+    let cfg = exec::vm_config(img, &settings);
     // QEMU switches the terminal to raw mode; restore it whatever happens to QEMU.
     let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
     let status = vm::qemu::shell_command(&cfg).status();

@@ -70,17 +70,7 @@ impl Harness {
             .iter()
             .find(|i| i.kernel.name == kernel)
             .ok_or("image missing")?;
-        let cfg = vm::VmConfig {
-            kernel: image.built.vmlinux.clone(),
-            initramfs: image.initramfs.clone(),
-            accel: settings.accel,
-            memory_mb: settings
-                .memory_mb
-                .or(image.kernel.memory_mb)
-                .unwrap_or(exec::DEFAULT_MEMORY_MB),
-            cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
-            boot_timeout: settings.boot_timeout,
-        };
+        let cfg = exec::vm_config(image, settings);
         let mut guest = vm::Vm::boot(&cfg, None)
             .map_err(|e| format!("{e}\n{}", e.console_tail().join("\n")))?;
         let step = std::time::Duration::from_secs(30);

@@ -11,7 +11,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 
 pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
-pub use spec_run::{run_spec, unmet_requirements, RunSettings, DEFAULT_MEMORY_MB};
+pub use spec_run::{run_spec, unmet_requirements, vm_config, RunSettings, DEFAULT_MEMORY_MB};
 
 use crate::image::Image;
 use crate::spec::LoadedSpec;

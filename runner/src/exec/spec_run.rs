@@ -25,6 +25,22 @@ pub struct RunSettings {
     pub boot_timeout: Duration,
 }
 
+/// How to boot `image`: its vmlinux and initramfs, the memory the settings or the kernel list
+/// ask for, its extra command line.
+pub fn vm_config(image: &Image, settings: &RunSettings) -> VmConfig {
+    VmConfig {
+        kernel: image.built.vmlinux.clone(),
+        initramfs: image.initramfs.clone(),
+        accel: settings.accel,
+        memory_mb: settings
+            .memory_mb
+            .or(image.kernel.memory_mb)
+            .unwrap_or(DEFAULT_MEMORY_MB),
+        cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
+        boot_timeout: settings.boot_timeout,
+    }
+}
+
 /// Why the cases of `spec` cannot run on `image`, if they cannot.
 pub fn unmet_requirements(spec: &LoadedSpec, image: &Image) -> Option<String> {
     let r = &spec.spec.requires;
@@ -242,17 +258,7 @@ fn start_vm(
     events: &Sender<Event>,
     steps: &mut Vec<StepReport>,
 ) -> Result<Vm, Failure> {
-    let cfg = VmConfig {
-        kernel: image.built.vmlinux.clone(),
-        initramfs: image.initramfs.clone(),
-        accel: settings.accel,
-        memory_mb: settings
-            .memory_mb
-            .or(image.kernel.memory_mb)
-            .unwrap_or(DEFAULT_MEMORY_MB),
-        cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
-        boot_timeout: settings.boot_timeout,
-    };
+    let cfg = vm_config(image, settings);
     let line = spec.case_pos(ci).line;
     let mut vm = Vm::boot(&cfg, extra).map_err(|e| {
         let tail = e.console_tail().to_vec();

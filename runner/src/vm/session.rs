@@ -183,6 +183,15 @@ impl Vm {
             .map_err(|e| VmError::Session(format!("writing to the console: {e}")))
     }
 
+    /// The script as `__kc` lines, then the call that runs it.
+    fn send_command(&mut self, script: &str, call: &str) -> Result<(), VmError> {
+        let mut text = protocol::encode_command(script).join("\n");
+        text.push('\n');
+        text.push_str(call);
+        text.push('\n');
+        self.send(&text)
+    }
+
     fn next_nonce(&mut self) -> String {
         self.counter += 1;
         format!("{}{}", self.nonce_prefix, self.counter)
@@ -278,14 +287,7 @@ impl Vm {
         bound: Duration,
     ) -> Result<StepOutput, VmError> {
         let started = Instant::now();
-        let mut text = String::new();
-        for l in protocol::encode_command(script) {
-            text.push_str(&l);
-            text.push('\n');
-        }
-        text.push_str(&call);
-        text.push('\n');
-        self.send(&text)?;
+        self.send_command(script, &call)?;
         let marker = protocol::result_marker(nonce);
         let data = self.read_through(
             format!("\x1eKS:{nonce}:").as_bytes(),
@@ -324,14 +326,7 @@ impl Vm {
         let nonce = self.next_nonce();
         let call = format!("__kb {nonce} {}", shell_word(name));
         let started = Instant::now();
-        let mut text = String::new();
-        for l in protocol::encode_command(script) {
-            text.push_str(&l);
-            text.push('\n');
-        }
-        text.push_str(&call);
-        text.push('\n');
-        self.send(&text)?;
+        self.send_command(script, &call)?;
         let marker = protocol::result_marker(&nonce);
         self.read_through(marker.as_bytes(), b"\n", started + GRACE)?;
         Ok(nonce)
