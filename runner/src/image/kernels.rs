@@ -189,13 +189,16 @@ impl KernelList {
 }
 
 impl Kernel {
-    /// The source to use here: on GitHub Actions the github_source when present.
+    /// The source to use here: `github_source` (when present) on GitHub Actions or with
+    /// KSPEC_SOURCE=github; `source` otherwise or with KSPEC_SOURCE=local.
     pub fn effective_source(&self) -> &Source {
-        match (
-            &self.github_source,
-            std::env::var("GITHUB_ACTIONS").as_deref(),
-        ) {
-            (Some(g), Ok("true")) => g,
+        let github = match std::env::var("KSPEC_SOURCE").as_deref() {
+            Ok("github") => true,
+            Ok("local") => false,
+            _ => std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true"),
+        };
+        match &self.github_source {
+            Some(g) if github => g,
             _ => &self.source,
         }
     }
