@@ -15,6 +15,14 @@ impl<W: Write> Github<W> {
     }
 }
 
+/// GitHub resolves annotation paths from the workspace root, which is where the job runs.
+fn relative(p: &std::path::Path) -> std::path::PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.to_path_buf()))
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
 /// Annotation values must not contain newlines; `%`, `\r`, `\n` are escaped as GitHub documents.
 fn escape(s: &str) -> String {
     s.replace('%', "%25")
@@ -34,7 +42,7 @@ impl<W: Write> Reporter for Github<W> {
                 let _ = writeln!(
                     self.out,
                     "::error file={},line={},title={}::{}",
-                    escape_prop(&r.file.display().to_string()),
+                    escape_prop(&relative(&r.file).display().to_string()),
                     f.line,
                     escape_prop(&title),
                     escape(&format!(
