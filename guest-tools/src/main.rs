@@ -1,7 +1,7 @@
 //! kchanctl: the userspace client of the kchan kernel module (kspec guest tool).
 //!
-//! One module per channel (sockopt, netlink, procfs, mmap) plus bench; the ABI is the module's
-//! own `abi.rs`, included by path. Output is line-oriented and stable because kspec specs match
+//! One module per channel (sockopt, netlink, procfs, mmap) plus bench and fuzz; the ABI is the
+//! module's own `abi.rs`, included by path. Output is line-oriented and stable because kspec specs match
 //! it; the formats are documented in `kchanctl --help` (OUTPUT_HELP below).
 
 #[path = "../../guest-kmod/abi.rs"]
@@ -10,6 +10,7 @@ mod abi;
 mod bench;
 mod error;
 mod escape;
+mod fuzz;
 mod mmap;
 mod netlink;
 mod output;
@@ -72,6 +73,14 @@ OUTPUT (stable; kspec specs match it):
                    Each sample is one operation, or on a coarse clock (e.g. the jiffies
                    clocksource) the mean of a batch lasting >= 10 clock steps (>= 10 samples).
                    Throughput min is the slowest sample, p99 the rate at the p99 time.
+  fuzz             fuzz <channel>: iterations=<n> ok=<n> errors=<n> seed=<s>
+                   one line per channel (sockopt, netlink, proc, mmap, in this order), totals
+                   over all workers (--iterations operations per worker and channel); errors =
+                   calls the kernel refused, which is normal. Worker i uses seed S+i and is
+                   reproduced alone by --seed S+i --procs 1. Exit 1 with
+                   kchanctl: fuzz <channel>: <what> (worker <i>, seed <s>)
+                   when the kernel broke the ABI (e.g. an echo reply with another payload, a
+                   getsockopt returning more than the buffer) or a worker crashed.
 
 ERRORS:
   kchanctl: <operation>: <ERRNO> (<description>)     e.g. kchanctl: setsockopt: EPERM (Operation not permitted)
@@ -121,6 +130,8 @@ enum Cmd {
     Mmap(MmapCmd),
     /// Latency and throughput of each channel next to a null syscall and memcpy
     Bench(BenchArgs),
+    /// Hostile-but-legal system calls at a channel, reproducible from a seed
+    Fuzz(FuzzArgs),
 }
 
 /// A message argument: its bytes as given, or hex with --hex.
@@ -404,6 +415,24 @@ struct BenchArgs {
     json: bool,
 }
 
+/// `fuzz`: bad lengths, bad pointers, malformed netlink framing, odd mmap offsets, concurrent
+/// workers and munmap races. Every refused call is counted, never fatal (the module may even
+/// be unloaded meanwhile); the kernel's own checkers (KASAN, lockdep, ...) find the bugs.
+#[derive(Args, Debug)]
+struct FuzzArgs {
+    #[arg(value_enum)]
+    target: fuzz::Target,
+    /// Operations per channel and worker
+    #[arg(long, default_value = "1000", value_parser = parse_iterations)]
+    iterations: usize,
+    /// PRNG seed; worker i uses SEED+i
+    #[arg(long, default_value = "0", value_parser = parse_u64)]
+    seed: u64,
+    /// Worker processes running at once (fork)
+    #[arg(long, default_value = "1", value_parser = parse_procs)]
+    procs: usize,
+}
+
 // ---- argument value parsers -------------------------------------------------------------------
 
 /// Largest buffer a length option may ask for.
@@ -439,6 +468,12 @@ fn parse_iterations(s: &str) -> std::result::Result<usize, String> {
         0 => Err("must be at least 1".to_string()),
         v if v > 100_000_000 => Err("at most 100000000".to_string()),
         v => Ok(v as usize),
+    }
+}
+fn parse_procs(s: &str) -> std::result::Result<usize, String> {
+    match escape::parse_u64(s)? {
+        v @ 1..=64 => Ok(v as usize),
+        _ => Err("must be 1..=64".to_string()),
     }
 }
 fn parse_sockets(s: &str) -> std::result::Result<usize, String> {
@@ -605,6 +640,13 @@ fn run(cli: Cli) -> Result<()> {
             burst_size: b.burst_size,
             burst_runs: b.burst_runs,
             json: b.json,
+        }),
+        Cmd::Fuzz(f) => fuzz::cmd_fuzz(&fuzz::Options {
+            target: f.target,
+            iterations: f.iterations as u64,
+            seed: f.seed,
+            procs: f.procs,
+            config: fuzz::Config::new(base, unit),
         }),
     }
 }
@@ -874,6 +916,20 @@ mod tests {
             &["bench", "proc"],
             &["bench", "netlink"],
             &["bench", "mmap"],
+            &[
+                "fuzz",
+                "all",
+                "--iterations",
+                "10",
+                "--seed",
+                "0x10",
+                "--procs",
+                "2",
+            ],
+            &["fuzz", "sockopt"],
+            &["fuzz", "netlink"],
+            &["fuzz", "proc"],
+            &["fuzz", "mmap"],
         ];
         for c in cmds {
             let args: Vec<&str> = g.iter().chain(c.iter()).copied().collect();
@@ -896,6 +952,10 @@ mod tests {
             &["mmap", "map"],
             &["mmap", "map", "--len", "4096", "--prot", "x"],
             &["bench", "all", "--iterations", "0"],
+            &["fuzz", "bogus"],
+            &["fuzz", "all", "--procs", "0"],
+            &["fuzz", "all", "--procs", "65"],
+            &["fuzz", "all", "--seed", "-1"],
             &["--as-user", "-1", "proc", "stats"],
             &["--base", "99999999999", "sockopt", "get"],
         ] {
@@ -913,6 +973,7 @@ mod tests {
             "listening port=",
             "burst: sockets=",
             "mmap verify:",
+            "fuzz <channel>: iterations=",
             "EXIT STATUS",
         ] {
             assert!(h.contains(s), "{s}");

@@ -323,6 +323,14 @@ pub struct NlSocket {
     seq: u32,
 }
 
+impl AsRawFd for NlSocket {
+    /// The socket, for system calls the wrappers here do not make (the fuzzer's sendto from
+    /// arbitrary user pointers).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl NlSocket {
     /// socket(AF_NETLINK, SOCK_RAW, unit) only.
     pub fn raw_socket(unit: i32) -> Result<OwnedFd> {
