@@ -161,7 +161,7 @@ pub fn to_svg(title: &str, figures: &[Figure]) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">{}</text>\n",
         xml(title),
-        w = left + width + 120.0
+        w = left + width + 240.0
     );
     for (i, f) in figures.iter().enumerate() {
         let y = 40.0 + row * i as f64;
