@@ -198,7 +198,7 @@ pub fn pattern(seed: u64, page: u64, index: u64) -> u64 {
         .wrapping_add(page << 32 | index)
         .wrapping_add(0x632b_e59b_d9b4_e019);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d4_9bb1_3311_11eb);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
