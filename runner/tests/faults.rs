@@ -8,7 +8,7 @@ use std::sync::{mpsc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use kspec::exec::{self, CaseReport, FailureKind, Outcome, RunSettings};
-use kspec::image::{self, BuildOptions, Image, Quiet, Repo};
+use kspec::image::{self, BuildOptions, Image, Repo, StderrProgress};
 use kspec::spec;
 use kspec::vm::{self, AccelChoice};
 
@@ -24,7 +24,7 @@ fn image() -> &'static (Image, RunSettings) {
         let repo = Repo::locate().expect("kspec checkout");
         let list = repo.kernel_list().expect("kernel list");
         let kernels = list.select(None).expect("default kernel");
-        let img = image::build_images(&repo, &kernels, &BuildOptions::default(), &Quiet)
+        let img = image::build_images(&repo, &kernels, &BuildOptions::default(), &StderrProgress::default())
             .expect("image build");
         let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
         let settings = RunSettings {
