@@ -24,8 +24,13 @@ fn image() -> &'static (Image, RunSettings) {
         let repo = Repo::locate().expect("kspec checkout");
         let list = repo.kernel_list().expect("kernel list");
         let kernels = list.select(None).expect("default kernel");
-        let img = image::build_images(&repo, &kernels, &BuildOptions::default(), &StderrProgress::default())
-            .expect("image build");
+        let img = image::build_images(
+            &repo,
+            &kernels,
+            &BuildOptions::default(),
+            &StderrProgress::default(),
+        )
+        .expect("image build");
         let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
         let settings = RunSettings {
             accel: accel.accel,
