@@ -60,8 +60,8 @@ impl Harness {
         })
     }
 
-    /// Boot the image of `kernel`: the guest runs the listed version and kchan.ko loads.
-    fn boot_check(&self, kernel: &str) -> Result<(), Failed> {
+    /// The built image of `kernel` and the run settings (building every image on first use).
+    fn image(&self, kernel: &str) -> Result<(&Image, &RunSettings), Failed> {
         let (images, settings) = self
             .images()
             .as_ref()
@@ -70,6 +70,12 @@ impl Harness {
             .iter()
             .find(|i| i.kernel.name == kernel)
             .ok_or("image missing")?;
+        Ok((image, settings))
+    }
+
+    /// Boot the image of `kernel`: the guest runs the listed version and kchan.ko loads.
+    fn boot_check(&self, kernel: &str) -> Result<(), Failed> {
+        let (image, settings) = self.image(kernel)?;
         let cfg = exec::vm_config(image, settings);
         let mut guest = vm::Vm::boot(&cfg, None)
             .map_err(|e| format!("{e}\n{}", e.console_tail().join("\n")))?;
@@ -109,14 +115,7 @@ impl Harness {
     }
 
     fn run_case(&self, kernel: &str, spec_idx: usize, case: &str) -> Result<Completion, Failed> {
-        let (images, settings) = self
-            .images()
-            .as_ref()
-            .map_err(|e| Failed::from(format!("image build failed: {e}")))?;
-        let image = images
-            .iter()
-            .find(|i| i.kernel.name == kernel)
-            .ok_or("image missing")?;
+        let (image, settings) = self.image(kernel)?;
         let spec = &self.specs[spec_idx];
         let key = (kernel.to_owned(), spec.name.clone());
         let cell = self
