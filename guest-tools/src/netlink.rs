@@ -775,41 +775,46 @@ impl BurstStats {
         self.msgs_per_sec() * f64::from(self.size) / 1e6
     }
 
+    /// The reported fields in output order, values already formatted: one list for the line
+    /// and the JSON. The JSON adds `extra_json`.
+    fn fields(&self) -> [(&'static str, String); 11] {
+        [
+            ("sockets", self.sockets.to_string()),
+            ("messages", self.messages.to_string()),
+            ("expected", self.expected.to_string()),
+            ("lost", self.lost().to_string()),
+            ("kernel_dropped", self.kernel_dropped.to_string()),
+            ("seconds", format!("{:.6}", self.seconds)),
+            ("msgs_per_sec", format!("{:.1}", self.msgs_per_sec())),
+            ("mb_per_sec", format!("{:.3}", self.mb_per_sec())),
+            ("duplicate", self.duplicate.to_string()),
+            ("out_of_order", self.out_of_order.to_string()),
+            ("invalid", self.invalid.to_string()),
+        ]
+    }
+
     pub fn line(&self) -> String {
-        format!(
-            "burst: sockets={} messages={} expected={} lost={} kernel_dropped={} seconds={:.6} msgs_per_sec={:.1} mb_per_sec={:.3} duplicate={} out_of_order={} invalid={}",
-            self.sockets,
-            self.messages,
-            self.expected,
-            self.lost(),
-            self.kernel_dropped,
-            self.seconds,
-            self.msgs_per_sec(),
-            self.mb_per_sec(),
-            self.duplicate,
-            self.out_of_order,
-            self.invalid
-        )
+        let kv: Vec<String> = self
+            .fields()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("burst: {}", kv.join(" "))
     }
 
     pub fn json(&self) -> String {
-        format!(
-            "{{\"sockets\":{},\"messages\":{},\"expected\":{},\"lost\":{},\"kernel_dropped\":{},\"seconds\":{:.6},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"duplicate\":{},\"out_of_order\":{},\"invalid\":{},\"kernel_sent\":{},\"overruns\":{},\"ended\":{}}}",
-            self.sockets,
-            self.messages,
-            self.expected,
-            self.lost(),
-            self.kernel_dropped,
-            self.seconds,
-            self.msgs_per_sec(),
-            self.mb_per_sec(),
-            self.duplicate,
-            self.out_of_order,
-            self.invalid,
-            self.kernel_sent,
-            self.overruns,
-            self.ended
-        )
+        let extra = [
+            ("kernel_sent", self.kernel_sent.to_string()),
+            ("overruns", self.overruns.to_string()),
+            ("ended", self.ended.to_string()),
+        ];
+        let kv: Vec<String> = self
+            .fields()
+            .iter()
+            .chain(extra.iter())
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect();
+        format!("{{{}}}", kv.join(","))
     }
 }
 

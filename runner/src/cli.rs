@@ -166,10 +166,6 @@ pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> 
         Err(code) => return code,
     };
     let kernels: Vec<&image::Kernel> = kernels.iter().collect();
-    match image::describe_toolchain() {
-        Ok(t) => eprintln!("kspec: {t}"),
-        Err(e) => return err(EXIT_ENV, e),
-    }
     let progress = StderrProgress::default();
     match image::build_images(
         &repo,

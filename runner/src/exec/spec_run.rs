@@ -162,7 +162,7 @@ pub fn run_spec(
                 if last_in_vm {
                     if let Some(m) = &spec.spec.module {
                         if m.unload {
-                            unload_module(v, spec, *ci, &mut steps)?;
+                            unload_module(v, spec, &mut steps)?;
                         }
                     }
                 }
@@ -313,7 +313,6 @@ fn start_vm(
 fn unload_module(
     vm: &mut Vm,
     spec: &LoadedSpec,
-    _ci: usize,
     steps: &mut Vec<StepReport>,
 ) -> Result<(), Failure> {
     let step = Step {

@@ -97,6 +97,10 @@ pub fn build_images(
     }
     let cache = Cache::from_env()?;
     let tc = Toolchain::detect(&cache)?;
+    progress.message(&format!(
+        "kernel rustc: {} — {}; bindgen: {}; clang: {}",
+        tc.rustc_version, tc.rustc_choice, tc.bindgen_version, tc.clang_version
+    ));
     let busybox = Path::new("/bin/busybox");
     if !busybox.is_file() {
         return Err(
@@ -200,14 +204,4 @@ pub fn kernel_keys(
             kernel::cache_key(k, &id, &repo.root.join("images/kconfig"), &tc)
         })
         .collect()
-}
-
-/// Describe the toolchain choice (`kspec build` prints it).
-pub fn describe_toolchain() -> Result<String, String> {
-    let cache = Cache::from_env()?;
-    let tc = Toolchain::detect(&cache)?;
-    Ok(format!(
-        "kernel rustc: {} — {}; bindgen: {}; clang: {}",
-        tc.rustc_version, tc.rustc_choice, tc.bindgen_version, tc.clang_version
-    ))
 }

@@ -241,14 +241,12 @@ impl Vm {
 
     fn crashed(&mut self) -> VmError {
         let tail = self.console_tail();
-        let text = tail.join("\n");
         let reason = if let Some(l) = tail.iter().find(|l| l.contains("Kernel panic")) {
             format!("kernel panic: {}", l.trim())
         } else {
             let status = self.process.status();
             format!("QEMU exited unexpectedly ({status:?})")
         };
-        let _ = text;
         VmError::Crashed {
             reason,
             console_tail: tail,
