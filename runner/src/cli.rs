@@ -320,7 +320,7 @@ pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
         memory_mb: None,
         boot_timeout: boot_timeout(decision.accel),
     };
-    let cfg = exec::vm_config(img, &settings);
+    let cfg = exec::vm_config(img, &settings, exec::DEFAULT_CPUS);
     // QEMU switches the terminal to raw mode; restore it whatever happens to QEMU.
     let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
     let status = vm::qemu::shell_command(&cfg).status();

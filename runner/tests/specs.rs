@@ -1,7 +1,7 @@
 //! `cargo test` runs every spec case as its own trial, named `<spec>::<case>` with the kernel
 //! as its kind: `cargo test -- netlink` filters, `cargo test -- --list` lists (without building).
 //! One more trial per kernel, `image::boot`, checks the image itself: `uname -r` in the guest is
-//! the version of the kernel list and kchan.ko loads.
+//! the version of the kernel list, both vCPUs are online and kchan.ko loads.
 //!
 //! Environment: KSPEC_KERNELS (default "local": every kernel of images/kernels.yaml tested on
 //! this machine kind), KSPEC_ACCEL (auto|kvm|tcg, default auto).
@@ -76,14 +76,22 @@ impl Harness {
     /// Boot the image of `kernel`: the guest runs the listed version and kchan.ko loads.
     fn boot_check(&self, kernel: &str) -> Result<(), Failed> {
         let (image, settings) = self.image(kernel)?;
-        let cfg = exec::vm_config(image, settings);
+        let cfg = exec::vm_config(image, settings, exec::DEFAULT_CPUS);
         let mut guest = vm::Vm::boot(&cfg, None)
             .map_err(|e| format!("{e}\n{}", e.console_tail().join("\n")))?;
+        if guest.cpus != exec::DEFAULT_CPUS {
+            return Err(format!(
+                "the guest has {} CPUs online, not {}",
+                guest.cpus,
+                exec::DEFAULT_CPUS
+            )
+            .into());
+        }
         let step = std::time::Duration::from_secs(30);
-        let uname = guest.run("uname -r", step).map_err(|e| e.to_string())?;
-        let release = String::from_utf8_lossy(&uname.reply.stdout)
-            .trim()
-            .to_owned();
+        let uname = guest
+            .run(&vm::StepRequest::new("uname -r", step))
+            .map_err(|e| e.to_string())?;
+        let release = String::from_utf8_lossy(&uname.stdout).trim().to_owned();
         if !(release == image.kernel.version
             || release.starts_with(&format!("{}-", image.kernel.version)))
         {
@@ -93,19 +101,22 @@ impl Harness {
             )
             .into());
         }
+        let insmod = format!("insmod {}", image::initramfs::MODULE_PATH);
         let insmod = guest
-            .run(&format!("insmod {}", image::initramfs::MODULE_PATH), step)
+            .run(&vm::StepRequest::new(&insmod, step))
             .map_err(|e| e.to_string())?;
-        if insmod.reply.exit != 0 {
+        if insmod.exit() != 0 {
             return Err(format!(
                 "insmod failed ({}): {}",
-                insmod.reply.exit,
-                String::from_utf8_lossy(&insmod.reply.stderr)
+                insmod.exit(),
+                String::from_utf8_lossy(&insmod.stderr)
             )
             .into());
         }
         if !insmod
-            .kmsg
+            .end
+            .during
+            .records
             .iter()
             .any(|r| r.text.starts_with("kchan: loaded"))
         {

@@ -12,7 +12,7 @@ pub struct Problem {
     pub diff: Option<(String, String)>,
 }
 
-fn problem(message: String) -> Problem {
+pub fn problem(message: String) -> Problem {
     Problem {
         message,
         diff: None,

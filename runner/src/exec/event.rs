@@ -40,6 +40,8 @@ pub struct CaseReport {
     pub outcome: Outcome,
     pub duration: Duration,
     pub steps: Vec<StepReport>,
+    /// Something the reader should know, e.g. why the case got a fresh VM.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,10 @@ pub struct StepReport {
     pub exit: Option<i32>,
     pub duration: Duration,
     pub passed: bool,
+    /// CPU time of the step's cgroup, µs.
+    pub cpu_us: Option<u64>,
+    /// Peak memory of the step's cgroup, bytes.
+    pub memory_peak: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

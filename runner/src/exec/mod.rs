@@ -3,15 +3,19 @@
 
 pub mod check;
 pub mod event;
+pub mod ledger;
 pub mod spec_run;
 pub mod splat;
+pub mod step;
 
 use std::collections::VecDeque;
 use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 
 pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
-pub use spec_run::{run_spec, unmet_requirements, vm_config, RunSettings, DEFAULT_MEMORY_MB};
+pub use spec_run::{
+    run_spec, unmet_requirements, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB,
+};
 
 use crate::image::Image;
 use crate::spec::LoadedSpec;

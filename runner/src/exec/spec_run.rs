@@ -1,21 +1,26 @@
 //! Runs the selected cases of one spec file on one kernel image: one VM for the file by default,
-//! a fresh one for `fresh_vm` cases or after a crash; module load before and a checked unload
-//! after; every step's output, exit status and kernel lines checked.
+//! a fresh one for `fresh_vm` cases, after a crash, and after any kernel report or taint (a
+//! damaged kernel is never reused); module load before and a checked unload after; every
+//! step's output, exit status and kernel log checked, and each case's log settled before its
+//! verdict.
 
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use super::check::{self, Problem};
 use super::event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
-use super::splat;
+use super::ledger::Ledger;
+use super::step::{execute, gap_failure, vm_failure, StepEnv, StepPlace};
 use crate::image::initramfs::{self, MODULE_PATH};
 use crate::image::Image;
-use crate::spec::{version_matches, Case, LoadedSpec, Step, StepKind};
-use crate::vm::{Accel, StepOutput, Vm, VmConfig, VmError};
+use crate::spec::{version_matches, Case, LoadedSpec, Step};
+use crate::vm::{Accel, Vm, VmConfig};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MEMORY_MB: u32 = 256;
+pub const DEFAULT_CPUS: u32 = 2;
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 4 << 20;
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -25,9 +30,15 @@ pub struct RunSettings {
     pub boot_timeout: Duration,
 }
 
-/// How to boot `image`: its vmlinux and initramfs, the memory the settings or the kernel list
-/// ask for, its extra command line.
-pub fn vm_config(image: &Image, settings: &RunSettings) -> VmConfig {
+/// A VM with what is known about its kernel log.
+struct Guest {
+    vm: Vm,
+    ledger: Ledger,
+}
+
+/// How to boot `image` with `cpus` vCPUs: its vmlinux and initramfs, the memory the settings or
+/// the kernel list ask for, its extra command line.
+pub fn vm_config(image: &Image, settings: &RunSettings, cpus: u32) -> VmConfig {
     VmConfig {
         kernel: image.built.vmlinux.clone(),
         initramfs: image.initramfs.clone(),
@@ -36,6 +47,7 @@ pub fn vm_config(image: &Image, settings: &RunSettings) -> VmConfig {
             .memory_mb
             .or(image.kernel.memory_mb)
             .unwrap_or(DEFAULT_MEMORY_MB),
+        cpus,
         cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
         boot_timeout: settings.boot_timeout,
     }
@@ -102,6 +114,7 @@ pub fn run_spec(
                 outcome: Outcome::Skipped(reason.clone()),
                 duration: Duration::ZERO,
                 steps: vec![],
+                note: None,
             };
             finish(r, &mut reports);
         }
@@ -125,22 +138,29 @@ pub fn run_spec(
             return reports;
         }
     };
-    let mut vm: Option<Vm> = None;
+    let mut guest: Option<Guest> = None;
     let mut boot_failure: Option<Failure> = None;
+    // Why the previous case's VM was not reused (said on the next case's report).
+    let mut fresh_because: Option<String> = None;
     for (pos, (ci, case)) in cases.iter().enumerate() {
         let _ = events.send(Event::CaseStarted(id(case)));
         let started = Instant::now();
         if case.fresh_vm {
-            vm = None;
+            guest = None;
         }
         // The VM ends after this case if the next selected case wants a fresh one, or none follows.
         let last_in_vm = case.fresh_vm || cases.get(pos + 1).is_none_or(|(_, n)| n.fresh_vm);
         let mut steps = Vec::new();
+        let note = if guest.is_none() {
+            fresh_because.take().map(|w| format!("fresh VM: {w}"))
+        } else {
+            None
+        };
         let outcome = match boot_failure.clone() {
             Some(f) => Err(f),
             None => (|| {
-                if vm.is_none() {
-                    vm = Some(
+                if guest.is_none() {
+                    guest = Some(
                         start_vm(
                             image,
                             spec,
@@ -157,16 +177,26 @@ pub fn run_spec(
                         })?,
                     );
                 }
-                let v = vm.as_mut().expect("VM started above");
-                run_case(v, spec, *ci, case, &mut steps)?;
-                if last_in_vm {
+                let g = guest.as_mut().expect("VM started above");
+                let mut result = run_case(g, spec, *ci, case, &mut steps);
+                if result.is_ok() && last_in_vm {
                     if let Some(m) = &spec.spec.module {
                         if m.unload {
-                            unload_module(v, spec, &mut steps)?;
+                            result = unload_module(g, spec, &mut steps);
                         }
                     }
                 }
-                Ok(())
+                // After a crash, a hang or a broken protocol the VM is dropped unsettled.
+                let vm_lost = matches!(&result, Err(f) if matches!(
+                    f.kind,
+                    FailureKind::Panic | FailureKind::Infrastructure | FailureKind::Timeout
+                ));
+                let settled = if vm_lost {
+                    Ok(())
+                } else {
+                    settle(g, spec, &mut steps)
+                };
+                result.and(settled)
             })(),
         };
         let outcome = match outcome {
@@ -176,14 +206,22 @@ pub fn run_spec(
                 if matches!(
                     f.kind,
                     FailureKind::Panic | FailureKind::Infrastructure | FailureKind::Timeout
-                ) {
-                    vm = None;
+                ) && guest.is_some()
+                {
+                    guest = None;
+                    fresh_because = Some(format!("the previous case ended in {}", f.kind.label()));
                 }
                 Outcome::Failed(f)
             }
         };
+        if let Some(damage) = guest.as_ref().and_then(|g| g.ledger.damage.clone()) {
+            guest = None;
+            fresh_because = Some(format!(
+                "the previous case left a damaged kernel ({damage})"
+            ));
+        }
         if last_in_vm {
-            vm = None;
+            guest = None;
         }
         let r = CaseReport {
             id: id(case),
@@ -192,6 +230,7 @@ pub fn run_spec(
             outcome,
             duration: started.elapsed(),
             steps,
+            note,
         };
         finish(r, &mut reports);
     }
@@ -213,6 +252,7 @@ fn failed_report(
         outcome: Outcome::Failed(f),
         duration: d,
         steps,
+        note: None,
     }
 }
 
@@ -257,10 +297,10 @@ fn start_vm(
     settings: &RunSettings,
     events: &Sender<Event>,
     steps: &mut Vec<StepReport>,
-) -> Result<Vm, Failure> {
-    let cfg = vm_config(image, settings);
+) -> Result<Guest, Failure> {
+    let cfg = vm_config(image, settings, spec.spec.cpus.unwrap_or(DEFAULT_CPUS));
     let line = spec.case_pos(ci).line;
-    let mut vm = Vm::boot(&cfg, extra).map_err(|e| {
+    let vm = Vm::boot(&cfg, extra).map_err(|e| {
         let tail = e.console_tail().to_vec();
         infra(
             e.to_string(),
@@ -278,57 +318,89 @@ fn start_vm(
         boot: vm.boot_time,
         guest_uptime: vm.guest_ready_uptime,
     });
+    let mut g = Guest {
+        ledger: Ledger::new(0),
+        vm,
+    };
     if let Some(m) = &spec.spec.module {
         let mut cmd = format!("insmod {MODULE_PATH}");
         for (k, v) in &m.params {
             cmd.push_str(&format!(" {k}={}", shell_quote(&v.to_string())));
         }
-        let step = Step {
-            run: Some(cmd.clone()),
-            ..Default::default()
-        };
         let line = spec.locator.find("module").line;
-        execute(
-            &mut vm,
-            &step,
-            "module load",
-            line,
-            Duration::from_secs(60),
-            &mut HashMap::new(),
-            steps,
-        )
-        .map_err(|mut f| {
-            f.kind = if f.kind == FailureKind::Assertion {
-                FailureKind::Infrastructure
-            } else {
-                f.kind
-            };
+        run_fixed(&mut g, &cmd, "module load", line, steps).map_err(|mut f| {
+            if f.kind == FailureKind::Assertion {
+                f.kind = FailureKind::Infrastructure;
+            }
             f.message = format!("`{cmd}` failed: {}", f.message);
             f
         })?;
     }
-    Ok(vm)
+    Ok(g)
 }
 
-fn unload_module(
-    vm: &mut Vm,
-    spec: &LoadedSpec,
+/// A step kspec adds itself (module load and unload).
+fn run_fixed(
+    g: &mut Guest,
+    cmd: &str,
+    label: &str,
+    line: usize,
     steps: &mut Vec<StepReport>,
 ) -> Result<(), Failure> {
     let step = Step {
-        run: Some("rmmod kchan".into()),
+        run: Some(cmd.into()),
         ..Default::default()
     };
-    let line = spec.locator.find("module").line;
-    execute(
-        vm,
-        &step,
-        "module unload",
+    let place = StepPlace {
+        label,
         line,
-        Duration::from_secs(60),
-        &mut HashMap::new(),
+        timeout: Duration::from_secs(60),
+        output_limit: DEFAULT_OUTPUT_LIMIT,
+    };
+    let mut backgrounds = HashMap::new();
+    let mut env = StepEnv {
+        vm: &mut g.vm,
+        ledger: &mut g.ledger,
+        backgrounds: &mut backgrounds,
         steps,
-    )
+    };
+    execute(&mut env, &step, &place)
+}
+
+fn unload_module(
+    g: &mut Guest,
+    spec: &LoadedSpec,
+    steps: &mut Vec<StepReport>,
+) -> Result<(), Failure> {
+    let line = spec.locator.find("module").line;
+    run_fixed(g, "rmmod kchan", "module unload", line, steps)
+}
+
+/// Wait for the kernel log to go quiet and judge what came since the last step: reports of
+/// deferred work belong to this case. The case's log window closes here.
+fn settle(g: &mut Guest, spec: &LoadedSpec, steps: &mut Vec<StepReport>) -> Result<(), Failure> {
+    let quiet = spec.spec.settle.map_or(DEFAULT_SETTLE, |t| t.0);
+    let place = StepPlace {
+        label: "settle",
+        line: spec.locator.find("cases").line,
+        timeout: quiet,
+        output_limit: 0,
+    };
+    if quiet.is_zero() {
+        g.ledger.end_case();
+        return Ok(());
+    }
+    let started = Instant::now();
+    let max = (quiet * 10).clamp(Duration::from_secs(2), Duration::from_secs(10));
+    let s =
+        g.vm.settle(quiet, max)
+            .map_err(|e| vm_failure(e, &mut g.vm, &place, started, steps))?;
+    let gap = g.ledger.close_gap(s.records, s.taint);
+    g.ledger.end_case();
+    match gap {
+        Some((owner, f)) => Err(gap_failure(owner, f, &place)),
+        None => Ok(()),
+    }
 }
 
 fn timeout_of(spec: &LoadedSpec, case: &Case, step: &Step) -> Duration {
@@ -339,229 +411,50 @@ fn timeout_of(spec: &LoadedSpec, case: &Case, step: &Step) -> Duration {
 }
 
 fn run_case(
-    vm: &mut Vm,
+    g: &mut Guest,
     spec: &LoadedSpec,
     ci: usize,
     case: &Case,
     steps: &mut Vec<StepReport>,
 ) -> Result<(), Failure> {
-    let mut background: HashMap<String, String> = HashMap::new();
+    let mut backgrounds: HashMap<String, u32> = HashMap::new();
     let mut result = Ok(());
     for (si, step) in case.steps.iter().enumerate() {
-        let line = spec.step_pos(ci, si).line;
         let label = step.label();
-        if let Err(f) = execute(
-            vm,
-            step,
-            &label,
-            line,
-            timeout_of(spec, case, step),
-            &mut background,
+        let place = StepPlace {
+            label: &label,
+            line: spec.step_pos(ci, si).line,
+            timeout: timeout_of(spec, case, step),
+            output_limit: step
+                .output_limit
+                .or(spec.spec.output_limit)
+                .map_or(DEFAULT_OUTPUT_LIMIT, |l| l.0),
+        };
+        let mut env = StepEnv {
+            vm: &mut g.vm,
+            ledger: &mut g.ledger,
+            backgrounds: &mut backgrounds,
             steps,
-        ) {
+        };
+        if let Err(f) = execute(&mut env, step, &place) {
             result = Err(f);
             break;
         }
     }
     // A failed case may leave background commands running: stop them before the next case.
-    if result.is_err() && !background.is_empty() {
-        let names: Vec<(String, String)> = background.drain().collect();
-        for (name, begin) in names {
-            if vm
-                .finish_background(&name, &begin, Some("KILL"), Duration::from_secs(5))
-                .is_err()
-            {
-                break;
-            }
+    for (_, id) in backgrounds.drain() {
+        if g.vm
+            .finish_background(
+                id,
+                Some(nix::sys::signal::Signal::SIGKILL as i32),
+                Duration::from_secs(5),
+            )
+            .is_err()
+        {
+            break;
         }
     }
     result
-}
-
-/// Run one step and check everything about it.
-fn execute(
-    vm: &mut Vm,
-    step: &Step,
-    label: &str,
-    line: usize,
-    timeout: Duration,
-    background: &mut HashMap<String, String>,
-    steps: &mut Vec<StepReport>,
-) -> Result<(), Failure> {
-    let started = Instant::now();
-    let fail = |kind: FailureKind, message: String, details: Vec<Detail>| Failure {
-        kind,
-        step: label.to_owned(),
-        line,
-        message,
-        details,
-    };
-    // The step that lost the VM is still part of the case's record.
-    let vm_failure = |e: VmError, vm: &mut Vm, steps: &mut Vec<StepReport>| {
-        steps.push(StepReport {
-            label: label.to_owned(),
-            exit: None,
-            duration: started.elapsed(),
-            passed: false,
-        });
-        let mut details = vec![Detail::Lines {
-            heading: "console (last lines)".into(),
-            lines: e.console_tail().to_vec(),
-        }];
-        let k: Vec<String> = vm.kmsg_tail(30).into_iter().map(|r| r.text).collect();
-        if !k.is_empty() {
-            details.push(Detail::Lines {
-                heading: "kernel log (last lines)".into(),
-                lines: k,
-            });
-        }
-        let kind = match e {
-            VmError::Crashed { .. } => FailureKind::Panic,
-            VmError::Hung { .. } => FailureKind::Timeout,
-            _ => FailureKind::Infrastructure,
-        };
-        fail(kind, e.to_string(), details)
-    };
-    let output: StepOutput = match step.kind() {
-        StepKind::Run { cmd } => vm.run(cmd, timeout).map_err(|e| vm_failure(e, vm, steps))?,
-        StepKind::Start { cmd, name } => {
-            let nonce = vm
-                .start_background(name, cmd)
-                .map_err(|e| vm_failure(e, vm, steps))?;
-            background.insert(name.to_owned(), nonce);
-            steps.push(StepReport {
-                label: label.to_owned(),
-                exit: None,
-                duration: started.elapsed(),
-                passed: true,
-            });
-            return Ok(());
-        }
-        StepKind::Wait { name } | StepKind::Kill { name } => {
-            let begin = background.remove(name).ok_or_else(|| {
-                fail(
-                    FailureKind::Infrastructure,
-                    format!("background {name:?} is not running"),
-                    vec![],
-                )
-            })?;
-            let signal = match step.kind() {
-                StepKind::Kill { .. } => Some(
-                    step.signal
-                        .as_deref()
-                        .unwrap_or("TERM")
-                        .trim_start_matches("SIG"),
-                ),
-                _ => None,
-            };
-            vm.finish_background(name, &begin, signal, timeout)
-                .map_err(|e| vm_failure(e, vm, steps))?
-        }
-        StepKind::Invalid => {
-            return Err(fail(
-                FailureKind::Infrastructure,
-                "invalid step".into(),
-                vec![],
-            ))
-        }
-    };
-    let reply = &output.reply;
-    let stdout = String::from_utf8_lossy(&crate::vm::protocol::normalise_newlines(&reply.stdout))
-        .into_owned();
-    let stderr = String::from_utf8_lossy(&crate::vm::protocol::normalise_newlines(&reply.stderr))
-        .into_owned();
-    let kernel_lines: Vec<String> = output.kmsg.iter().map(|r| r.text.clone()).collect();
-    let kmsg_text = kernel_lines
-        .iter()
-        .map(|l| format!("{l}\n"))
-        .collect::<String>();
-    let mut context = vec![];
-    if !stdout.is_empty() {
-        context.push(Detail::Lines {
-            heading: "stdout".into(),
-            lines: stdout.lines().map(str::to_owned).collect(),
-        });
-    }
-    if !stderr.is_empty() {
-        context.push(Detail::Lines {
-            heading: "stderr".into(),
-            lines: stderr.lines().map(str::to_owned).collect(),
-        });
-    }
-    context.push(Detail::Lines {
-        heading: "kernel log of the step".into(),
-        lines: kernel_lines.clone(),
-    });
-    steps.push(StepReport {
-        label: label.to_owned(),
-        exit: Some(reply.exit),
-        duration: output.elapsed,
-        passed: false,
-    });
-    let mark_passed = |steps: &mut Vec<StepReport>| {
-        if let Some(s) = steps.last_mut() {
-            s.passed = true;
-        }
-    };
-
-    if reply.timed_out {
-        return Err(fail(
-            FailureKind::Timeout,
-            format!("timed out after {:.1}s (killed)", timeout.as_secs_f64()),
-            context,
-        ));
-    }
-    let reports = splat::find(&output.kmsg, &step.allow);
-    if !reports.is_empty() {
-        let kinds: Vec<&str> = reports.iter().map(|r| r.kind).collect();
-        return Err(fail(
-            FailureKind::KernelReport,
-            format!("kernel reported {}: {}", kinds.join(", "), reports[0].line),
-            context,
-        ));
-    }
-    if let Some(t) = splat::new_taint(reply.taint_before, reply.taint_after, &step.allow) {
-        return Err(fail(
-            FailureKind::KernelReport,
-            format!(
-                "kernel became tainted: {t} (tainted {} -> {})",
-                reply.taint_before, reply.taint_after
-            ),
-            context,
-        ));
-    }
-    let mut problems: Vec<Problem> = Vec::new();
-    problems.extend(check::check_exit(step.exit, reply.exit));
-    if let Some(e) = &step.stdout {
-        problems.extend(check::check_text("stdout", e, &stdout, false));
-    }
-    if let Some(e) = &step.stderr {
-        problems.extend(check::check_text("stderr", e, &stderr, false));
-    }
-    if let Some(e) = &step.kmsg {
-        problems.extend(check::check_text("kernel log", e, &kmsg_text, true));
-    }
-    if problems.is_empty() {
-        mark_passed(steps);
-        return Ok(());
-    }
-    let mut details = Vec::new();
-    for p in &problems {
-        if let Some((exp, act)) = &p.diff {
-            details.push(Detail::Diff {
-                what: p.message.clone(),
-                expected: exp.clone(),
-                actual: act.clone(),
-            });
-        }
-    }
-    details.extend(context);
-    let message = problems
-        .iter()
-        .map(|p| p.message.clone())
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(fail(FailureKind::Assertion, message, details))
 }
 
 fn shell_quote(s: &str) -> String {

@@ -1,6 +1,6 @@
 //! The guest's initramfs (cpio newc, uncompressed: the kernel unpacks it fastest that way):
 //! busybox with its applet links, /init, images/rootfs (etc files), kchan.ko, an empty
-//! modules.dep for the kernel's release (busybox modinfo wants one) and kchanctl. Everything the
+//! modules.dep for the kernel's release (busybox modinfo wants one), kchanctl and kspec-agent. Everything the
 //! guest would otherwise create at boot is here: each fork costs milliseconds under TCG.
 //! Spec files ride in a second archive appended to it.
 
@@ -11,6 +11,7 @@ use cpio::newc::{Builder, ModeFileType};
 
 pub const MODULE_PATH: &str = "/lib/modules/kchan.ko";
 pub const TOOLS_DIR: &str = "/usr/bin";
+pub const AGENT_PATH: &str = "usr/bin/kspec-agent";
 
 /// One entry to put in an archive.
 pub enum Entry<'a> {
@@ -93,6 +94,8 @@ pub struct BaseInputs<'a> {
     pub rootfs: &'a Path,
     pub module: &'a Path,
     pub kchanctl: &'a Path,
+    /// kspec-agent: PID 1 of a test VM.
+    pub agent: &'a Path,
     /// `uname -r` of the kernel the image is for.
     pub release: &'a str,
 }
@@ -181,6 +184,11 @@ pub fn base(inp: &BaseInputs) -> Result<Vec<u8>, String> {
     entries.push(Entry::File {
         path: "usr/bin/kchanctl",
         data: read(inp.kchanctl)?,
+        mode: 0o755,
+    });
+    entries.push(Entry::File {
+        path: AGENT_PATH,
+        data: read(inp.agent)?,
         mode: 0o755,
     });
     let mut out = Vec::new();

@@ -74,6 +74,7 @@ pub struct Image {
     pub built: BuiltKernel,
     pub module: PathBuf,
     pub kchanctl: PathBuf,
+    pub agent: PathBuf,
     pub initramfs: PathBuf,
 }
 
@@ -113,7 +114,7 @@ pub fn build_images(
     } else {
         opts.jobs
     };
-    let (kchanctl, tools_key) = tools::build(&repo.root, &cache, progress)?;
+    let tools = tools::build(&repo.root, &cache, progress)?;
     let init = repo.root.join("images/init");
     let mut images = Vec::new();
     for k in kernels {
@@ -135,15 +136,16 @@ pub fn build_images(
             &k.name,
             &built,
             &repo.root.join("guest-kmod"),
+            "kchan",
             &tc,
             &cache,
             progress,
         )?;
         let release = built.release()?;
         let rootfs = repo.root.join("images/rootfs");
-        let key = cache::Key::new("initramfs-2")
+        let key = cache::Key::new("initramfs-3")
             .str("module", &module_key)
-            .str("tools", &tools_key)
+            .str("tools", &tools.key)
             .str("release", &release)
             .file("init", &init)?
             .dir("rootfs", &rootfs, &|_| true)?
@@ -158,7 +160,8 @@ pub fn build_images(
                 init: &init,
                 rootfs: &rootfs,
                 module: &module,
-                kchanctl: &kchanctl,
+                kchanctl: &tools.kchanctl,
+                agent: &tools.agent,
                 release: &release,
             };
             let data = initramfs::base(&inputs)?;
@@ -178,7 +181,8 @@ pub fn build_images(
             kernel: (*k).clone(),
             built,
             module,
-            kchanctl: kchanctl.clone(),
+            kchanctl: tools.kchanctl.clone(),
+            agent: tools.agent.clone(),
             initramfs,
         });
     }

@@ -1,5 +1,6 @@
-//! Build guest-kmod (kchan.ko) against a built kernel, in a cache directory keyed by the kernel
-//! and the module sources: editing the module rebuilds it, never the kernel.
+//! Build an out-of-tree module (guest-kmod's kchan.ko, or a test module) against a built kernel,
+//! in a cache directory keyed by the kernel and the module sources: editing the module rebuilds
+//! it, never the kernel.
 
 use std::path::{Path, PathBuf};
 
@@ -25,20 +26,24 @@ fn is_module_source(p: &Path) -> bool {
         || name == "Makefile"
 }
 
+/// Build `<name>.ko` from the Kbuild sources in `module_src` for kernel `kname`.
 pub fn build(
     kname: &str,
     kernel: &BuiltKernel,
     module_src: &Path,
+    name: &str,
     tc: &Toolchain,
     cache: &Cache,
     progress: &dyn Progress,
 ) -> Result<(PathBuf, String), String> {
     let key = Key::new("module-1")
         .str("kernel", &kernel.key)
+        .str("name", name)
         .dir("src", module_src, &is_module_source)?
         .finish();
     let dir = cache.dir(&["modules", &format!("{kname}-{key}")])?;
-    let ko = dir.join("kchan.ko");
+    let file = format!("{name}.ko");
+    let ko = dir.join(&file);
     if ko.is_file() {
         progress.message(&format!("{kname}: module up to date ({key})"));
         return Ok((ko, key));
@@ -57,7 +62,7 @@ pub fn build(
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     progress.message(&format!(
-        "{kname}: building kchan.ko (log: {})",
+        "{kname}: building {file} (log: {})",
         log.display()
     ));
     let mut c = kernel.make(tc);
@@ -67,9 +72,9 @@ pub fn build(
     for w in text.lines().filter(|l| l.contains("warning:")) {
         progress.message(&format!("{kname}: module build warning: {}", w.trim()));
     }
-    std::fs::copy(work.join("kchan.ko"), &ko).map_err(|e| {
+    std::fs::copy(work.join(&file), &ko).map_err(|e| {
         format!(
-            "module build produced no kchan.ko ({e}); log: {}",
+            "module build produced no {file} ({e}); log: {}",
             log.display()
         )
     })?;

@@ -46,6 +46,16 @@ pub fn failure_text(r: &CaseReport) -> String {
         f.step,
         f.message
     );
+    if let Some(st) = r.steps.last() {
+        if let (Some(cpu), Some(mem)) = (st.cpu_us, st.memory_peak) {
+            s.push_str(&format!(
+                "  step figures: {:.3}s wall, {:.3}s CPU, peak memory {}\n",
+                st.duration.as_secs_f64(),
+                cpu as f64 / 1e6,
+                crate::spec::format_size(mem)
+            ));
+        }
+    }
     for d in &f.details {
         match d {
             Detail::Diff {
@@ -126,6 +136,9 @@ impl<W: Write> Reporter for Human<W> {
                     r.id.name(),
                     r.duration.as_secs_f64()
                 );
+                if let Some(note) = &r.note {
+                    let _ = writeln!(self.out, "        note: {note}");
+                }
                 if matches!(r.outcome, Outcome::Failed(_)) {
                     for l in failure_text(r).lines() {
                         let _ = writeln!(self.out, "        {l}");

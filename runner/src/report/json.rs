@@ -45,7 +45,15 @@ pub fn case_json(r: &CaseReport) -> serde_json::Value {
         "outcome": outcome,
         "duration_s": r.duration.as_secs_f64(),
         "failure": failure,
-        "steps": r.steps.iter().map(|s| json!({"label": s.label, "exit": s.exit, "duration_s": s.duration.as_secs_f64(), "passed": s.passed})).collect::<Vec<_>>(),
+        "note": r.note,
+        "steps": r.steps.iter().map(|s| json!({
+            "label": s.label,
+            "exit": s.exit,
+            "duration_s": s.duration.as_secs_f64(),
+            "passed": s.passed,
+            "cpu_s": s.cpu_us.map(|c| c as f64 / 1e6),
+            "memory_peak_bytes": s.memory_peak,
+        })).collect::<Vec<_>>(),
     })
 }
 

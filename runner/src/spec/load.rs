@@ -10,7 +10,8 @@ use regex::Regex;
 use super::locate::{Locator, Pos};
 use super::model::{Spec, Step, StepKind, TextExpect};
 
-/// Report kinds a step may `allow`.
+/// What a step may `allow`: the kernel report classes, plus `taint` (any new taint flag),
+/// `kmsg_lost` (kernel log records overwritten before they were read) and `all`.
 pub const ALLOW_KINDS: &[&str] = &[
     "all",
     "warning",
@@ -19,10 +20,15 @@ pub const ALLOW_KINDS: &[&str] = &[
     "call_trace",
     "kasan",
     "ubsan",
-    "lockdep",
     "kfence",
-    "taint",
+    "lockdep",
+    "hung_task",
+    "rcu_stall",
+    "soft_lockup",
+    "kmemleak",
     "panic",
+    "taint",
+    "kmsg_lost",
 ];
 pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "USR1", "USR2", "QUIT"];
 
@@ -228,6 +234,22 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
             at("timeout", "timeout must be greater than zero".into());
         }
     }
+    if let Some(c) = s.cpus {
+        if !(1..=16).contains(&c) {
+            at("cpus", format!("cpus must be 1..=16, not {c}"));
+        }
+    }
+    if let Some(t) = s.settle {
+        if t.0 > std::time::Duration::from_secs(10) {
+            at("settle", "settle must be at most 10s".into());
+        }
+    }
+    if s.output_limit.is_some_and(|l| l.0 == 0) {
+        at(
+            "output_limit",
+            "output_limit must be greater than zero".into(),
+        );
+    }
     for (i, f) in s.files.iter().enumerate() {
         if !f.dest.starts_with('/') || f.dest.split('/').any(|c| c == "..") {
             at(
@@ -368,6 +390,33 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
                 ".timeout".into(),
                 "timeout must be greater than zero".into(),
             ));
+        }
+    }
+    if step.output_limit.is_some_and(|l| l.0 == 0) {
+        v.push((
+            ".output_limit".into(),
+            "output_limit must be greater than zero".into(),
+        ));
+    }
+    if let Some(p) = step.min_parallelism {
+        if !(p > 0.0 && p.is_finite()) {
+            v.push((
+                ".min_parallelism".into(),
+                "min_parallelism must be a positive number (CPU time / wall time)".into(),
+            ));
+        }
+    }
+    if !matches!(step.kind(), StepKind::Run { .. } | StepKind::Invalid) {
+        for (key, set) in [
+            ("max_memory", step.max_memory.is_some()),
+            ("min_parallelism", step.min_parallelism.is_some()),
+        ] {
+            if set && matches!(step.kind(), StepKind::Start { .. }) {
+                v.push((
+                    format!(".{key}"),
+                    format!("`{key}` of a background command belongs on its `wait` or `kill` step"),
+                ));
+            }
         }
     }
     for (i, a) in step.allow.iter().enumerate() {

@@ -29,6 +29,16 @@ pub struct Spec {
     /// Host files added to the guest (paths relative to the spec file).
     #[serde(default)]
     pub files: Vec<GuestFile>,
+    /// vCPUs of this file's VMs (default 2).
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// How long the kernel log must stay quiet at the end of each case before its verdict, so
+    /// that reports from deferred work are caught (default 500ms; bounded by 10 x this).
+    #[serde(default)]
+    pub settle: Option<Timeout>,
+    /// Default limit of each step's stdout and of its stderr (default 4MiB).
+    #[serde(default)]
+    pub output_limit: Option<Size>,
     pub cases: Vec<Case>,
 }
 
@@ -135,12 +145,23 @@ pub struct Step {
     /// Kernel log lines produced during the step (for wait/kill: since the background start).
     #[serde(default)]
     pub kmsg: Option<TextExpect>,
-    /// Kernel report kinds this step may produce without failing: warning, bug, oops,
-    /// call_trace, kasan, ubsan, lockdep, taint, or "all".
+    /// Kernel report classes this step may produce without failing (warning, bug, oops,
+    /// call_trace, kasan, ubsan, kfence, lockdep, hung_task, rcu_stall, soft_lockup, kmemleak,
+    /// panic), `taint`, `kmsg_lost`, or "all".
     #[serde(default)]
     pub allow: Vec<String>,
     #[serde(default)]
     pub timeout: Option<Timeout>,
+    /// Limit of this step's stdout and of its stderr; past it the step fails at once.
+    #[serde(default)]
+    pub output_limit: Option<Size>,
+    /// The step's cgroup may peak at this much memory (memory.peak), e.g. "16MiB".
+    #[serde(default)]
+    pub max_memory: Option<Size>,
+    /// CPU time of the step's cgroup divided by its wall time must reach this (e.g. 1.5 shows
+    /// that two CPUs were busy at once).
+    #[serde(default)]
+    pub min_parallelism: Option<f64>,
 }
 
 /// Expectations on a text (stdout, stderr or the step's kernel log).
@@ -346,6 +367,67 @@ impl<'de> Deserialize<'de> for Timeout {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A size in bytes written as a number or with a unit: "512KiB", "4MiB", "1GiB", "100kB", "2MB".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub struct Size(#[schemars(with = "String")] pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size like \"4MiB\", \"512KiB\", \"2MB\" or a number of bytes")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+                parse_size(v)
+                    .map(Size)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return None,
+    };
+    let v = n * mult;
+    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+}
+
+/// Bytes for people: "4.0MiB", "512KiB", "100B".
+pub fn format_size(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1}GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1}MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1}KiB", b as f64 / 1024.0),
+        b => format!("{b}B"),
     }
 }
 

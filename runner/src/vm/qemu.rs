@@ -14,21 +14,26 @@ pub struct VmConfig {
     pub initramfs: PathBuf,
     pub accel: Accel,
     pub memory_mb: u32,
+    /// vCPUs (multi-threaded TCG runs them in parallel on the host's cores).
+    pub cpus: u32,
     /// Extra kernel command line.
     pub cmdline: String,
     pub boot_timeout: std::time::Duration,
 }
 
 /// Kernel command line shared by every mode: printk stays off the console (only emergencies
-/// reach it, so a panic is still visible), a panic ends QEMU at once.
-fn base_cmdline(cfg: &VmConfig) -> String {
+/// reach it, so a panic is still visible), a panic ends QEMU at once. `console` is the port
+/// the kernel console (and so /dev/console) uses.
+fn base_cmdline(cfg: &VmConfig, console: &str) -> String {
     // tsc=reliable: no clocksource watchdog and no late "Switched to clocksource tsc" lines in
     // a step's log; no i8042 probing (nothing is attached); two UARTs are all we use; expedited
     // RCU makes rmmod's grace periods short.
     let mut s = String::from(
-        "console=ttyS0 panic=-1 loglevel=1 printk.devkmsg=on tsc=reliable \
+        "panic=-1 loglevel=1 printk.devkmsg=on tsc=reliable \
          i8042.noaux i8042.nokbd i8042.nopnp 8250.nr_uarts=2 rcupdate.rcu_expedited=1",
     );
+    s.push_str(" console=");
+    s.push_str(console);
     if !cfg.cmdline.is_empty() {
         s.push(' ');
         s.push_str(&cfg.cmdline);
@@ -40,13 +45,14 @@ fn common(cfg: &VmConfig) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
     match cfg.accel {
         Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
-        Accel::Tcg => c.args(["-accel", "tcg", "-cpu", "max"]),
+        Accel::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
     };
     c.args([
         "-m",
         &cfg.memory_mb.to_string(),
         "-smp",
-        "1",
+        // One CPU per socket: the MP table (no ACPI in the guest) lists one CPU per package.
+        &format!("{n},sockets={n}", n = cfg.cpus.max(1)),
         "-nodefaults",
         "-no-user-config",
         "-display",
@@ -72,8 +78,10 @@ fn common(cfg: &VmConfig) -> Command {
     c
 }
 
-/// Test VM: ttyS0 is the step protocol on stdio, ttyS1 carries /dev/kmsg into `kmsg_file`.
-pub fn agent_command(cfg: &VmConfig, kmsg_file: &Path) -> Command {
+/// Test VM: ttyS0 is the agent's framed protocol on stdio and nothing else; ttyS1 is the kernel
+/// console (so also /dev/console), written to `console_file`. The kernel log itself reaches the
+/// host through the agent, record by record.
+pub fn agent_command(cfg: &VmConfig, console_file: &Path) -> Command {
     let mut c = common(cfg);
     c.args([
         "-chardev",
@@ -82,10 +90,10 @@ pub fn agent_command(cfg: &VmConfig, kmsg_file: &Path) -> Command {
         "chardev:con",
     ])
     .arg("-serial")
-    .arg(format!("file:{}", kmsg_file.display()))
+    .arg(format!("file:{}", console_file.display()))
     .args(["-monitor", "none"])
     .arg("-append")
-    .arg(format!("{} kspec.agent", base_cmdline(cfg)));
+    .arg(format!("{} kspec.agent", base_cmdline(cfg, "ttyS1")));
     c
 }
 
@@ -94,6 +102,6 @@ pub fn shell_command(cfg: &VmConfig) -> Command {
     let mut c = common(cfg);
     c.args(["-serial", "mon:stdio"])
         .arg("-append")
-        .arg(base_cmdline(cfg).replace("loglevel=1", "loglevel=4"));
+        .arg(base_cmdline(cfg, "ttyS0").replace("loglevel=1", "loglevel=4"));
     c
 }

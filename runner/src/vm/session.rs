@@ -1,22 +1,59 @@
-//! A running test VM: QEMU in a pty (rexpect), the step protocol on its console, the kernel log
-//! from ttyS1. QEMU dies with the `Vm` (and with the runner, through the parent-death signal).
+//! A running test VM: QEMU in a pty (rexpect) whose first serial port carries the agent's framed
+//! protocol; the second is the kernel console, written to a file for crash reports. QEMU dies
+//! with the `Vm` (and with the runner, through the parent-death signal).
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use kspec_protocol::{encode, Frame, Msg, RunRequest};
 use rexpect::process::PtyProcess;
 
-use super::kmsg::{KmsgLog, KmsgRecord};
-use super::protocol::{self, Reply};
+use super::inbox::{End, Inbox, Settled, Start};
+use super::kmsg::KmsgRecord;
 use super::qemu::{self, VmConfig};
 
-/// What a step produced.
+/// What a finished step produced.
 #[derive(Debug, Clone)]
 pub struct StepOutput {
-    pub reply: Reply,
-    pub kmsg: Vec<KmsgRecord>,
+    pub start: Start,
+    pub end: End,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Host time from sending the request to the end frame.
     pub elapsed: Duration,
+}
+
+impl StepOutput {
+    /// The exit status as a shell reports it (128 + signal for a killed command).
+    pub fn exit(&self) -> i32 {
+        self.end.result.status.shell_code()
+    }
+}
+
+/// What one step asks of the agent.
+#[derive(Debug, Clone)]
+pub struct StepRequest<'a> {
+    pub script: &'a str,
+    pub timeout: Duration,
+    pub stdout_limit: u64,
+    pub stderr_limit: u64,
+    pub env: &'a [(String, String)],
+}
+
+impl<'a> StepRequest<'a> {
+    /// `script` with `timeout` and 16 MiB output limits (kspec's own steps).
+    pub fn new(script: &'a str, timeout: Duration) -> Self {
+        StepRequest {
+            script,
+            timeout,
+            stdout_limit: 16 << 20,
+            stderr_limit: 16 << 20,
+            env: &[],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +73,8 @@ pub enum VmError {
         waited: Duration,
         console_tail: Vec<String>,
     },
+    /// The protocol stream cannot be trusted (corrupt or missing frame), or the agent refused.
+    Protocol(String),
     /// Anything else that breaks the session.
     Session(String),
 }
@@ -48,6 +87,7 @@ impl std::fmt::Display for VmError {
             VmError::Hung { waited, .. } => {
                 write!(f, "guest unresponsive for {:.1}s", waited.as_secs_f64())
             }
+            VmError::Protocol(m) => write!(f, "step protocol: {m}"),
             VmError::Session(m) => write!(f, "VM session error: {m}"),
         }
     }
@@ -59,15 +99,15 @@ impl VmError {
             VmError::Boot { console_tail, .. }
             | VmError::Crashed { console_tail, .. }
             | VmError::Hung { console_tail, .. } => console_tail,
-            VmError::Session(_) => &[],
+            VmError::Protocol(_) | VmError::Session(_) => &[],
         }
     }
 }
 
 /// Console lines kept for crash reports.
 const TAIL_LINES: usize = 40;
-/// Extra time a foreground step gets beyond its own timeout before the VM is declared hung
-/// (the guest enforces the timeout itself; this only catches a dead guest).
+/// How long the guest may stay silent beyond a step's own bound before it is declared hung
+/// (the agent enforces the bound itself; this only catches a dead guest).
 const GRACE: Duration = Duration::from_secs(15);
 
 pub struct Vm {
@@ -75,16 +115,20 @@ pub struct Vm {
     writer: std::fs::File,
     rx: Receiver<Vec<u8>>,
     eof: bool,
-    buf: Vec<u8>,
-    history: Vec<u8>,
-    kmsg: KmsgLog,
-    nonce_prefix: String,
-    counter: u64,
+    inbox: Inbox,
+    seq_out: u32,
+    next_step: u32,
+    console: PathBuf,
+    last_rx: Instant,
     _dir: tempfile::TempDir,
-    /// Host time from spawning QEMU to the agent's ready line.
+    /// Host time from spawning QEMU to the agent's ready frame.
     pub boot_time: Duration,
     /// Guest uptime when the agent became ready (seconds).
     pub guest_ready_uptime: f64,
+    /// CPUs the guest has online.
+    pub cpus: u32,
+    /// Bytes received from the protocol port (for throughput figures).
+    pub bytes_in: u64,
 }
 
 impl Vm {
@@ -108,47 +152,43 @@ impl Vm {
             std::fs::write(&p, data).map_err(|e| boot_err(format!("{}: {e}", p.display())))?;
             cfg.initramfs = p;
         }
-        let kmsg_path = dir.path().join("kmsg");
-        std::fs::write(&kmsg_path, b"")
-            .map_err(|e| boot_err(format!("{}: {e}", kmsg_path.display())))?;
+        let console = dir.path().join("console");
+        std::fs::write(&console, b"")
+            .map_err(|e| boot_err(format!("{}: {e}", console.display())))?;
         let started = Instant::now();
-        let process = PtyProcess::new(qemu::agent_command(&cfg, &kmsg_path))
+        let process = PtyProcess::new(qemu::agent_command(&cfg, &console))
             .map_err(|e| boot_err(format!("cannot start qemu-system-x86_64: {e}")))?;
         let file = process
             .get_file_handle()
             .map_err(|e| boot_err(format!("pty: {e}")))?;
-        let mut reader = file
+        // Non-blocking, so that a write to a guest that stopped reading has a deadline.
+        set_nonblocking(&file);
+        let reader = file
             .try_clone()
             .map_err(|e| boot_err(format!("pty: {e}")))?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("kspec-console".into())
-            .spawn(move || {
-                let mut chunk = [0u8; 8192];
-                // EIO when QEMU closes the pty: the channel closing tells the session.
-                while let Ok(n) = reader.read(&mut chunk) {
-                    if n == 0 || tx.send(chunk[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            })
+            .spawn(move || read_port(reader, tx))
             .map_err(|e| boot_err(format!("thread: {e}")))?;
         let mut vm = Vm {
             process,
             writer: file,
             rx,
             eof: false,
-            buf: Vec::new(),
-            history: Vec::new(),
-            kmsg: KmsgLog::new(kmsg_path),
-            nonce_prefix: nonce_prefix(),
-            counter: 0,
+            inbox: Inbox::new(),
+            seq_out: 0,
+            next_step: 1,
+            console,
+            last_rx: Instant::now(),
             _dir: dir,
             boot_time: Duration::ZERO,
             guest_ready_uptime: 0.0,
+            cpus: 0,
+            bytes_in: 0,
         };
-        let line = match vm.read_through(b"KSPEC-READY", b"\n", Instant::now() + cfg.boot_timeout) {
-            Ok(l) => l,
+        match vm.pump(Instant::now() + cfg.boot_timeout, |i| i.ready.is_some()) {
+            Ok(()) => {}
             Err(VmError::Hung { console_tail, .. }) => {
                 return Err(VmError::Boot {
                     message: format!("guest not ready after {}s", cfg.boot_timeout.as_secs()),
@@ -165,78 +205,196 @@ impl Vm {
                 })
             }
             Err(e) => return Err(e),
-        };
+        }
+        let ready = vm.inbox.ready.expect("pumped until ready");
         vm.boot_time = started.elapsed();
-        vm.guest_ready_uptime = String::from_utf8_lossy(&line)
-            .split_whitespace()
-            .nth(1)
-            .and_then(|u| u.parse().ok())
-            .unwrap_or(0.0);
-        vm.send(protocol::GUEST_FUNCTIONS)?;
+        vm.guest_ready_uptime = ready.uptime_ms as f64 / 1000.0;
+        vm.cpus = ready.cpus;
         Ok(vm)
     }
 
-    fn send(&mut self, text: &str) -> Result<(), VmError> {
-        self.writer
-            .write_all(text.as_bytes())
-            .and_then(|_| self.writer.flush())
-            .map_err(|e| VmError::Session(format!("writing to the console: {e}")))
+    /// Send one frame; the guest must take it within `GRACE`.
+    fn send(&mut self, step: u32, msg: Msg) -> Result<(), VmError> {
+        let bytes = encode(&Frame {
+            seq: self.seq_out,
+            step,
+            msg,
+        });
+        self.seq_out = self.seq_out.wrapping_add(1);
+        let deadline = Instant::now() + GRACE;
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            match self.writer.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(VmError::Hung {
+                            waited: GRACE,
+                            console_tail: self.console_tail(),
+                        });
+                    }
+                    wait_writable(self.writer.as_raw_fd(), Duration::from_millis(50));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(VmError::Session(format!("writing to the guest: {e}"))),
+            }
+        }
+        Ok(())
     }
 
-    /// The script as `__kc` lines, then the call that runs it.
-    fn send_command(&mut self, script: &str, call: &str) -> Result<(), VmError> {
-        let mut text = protocol::encode_command(script).join("\n");
-        text.push('\n');
-        text.push_str(call);
-        text.push('\n');
-        self.send(&text)
-    }
-
-    fn next_nonce(&mut self) -> String {
-        self.counter += 1;
-        format!("{}{}", self.nonce_prefix, self.counter)
-    }
-
-    /// Read the console until `start` followed by `end` has arrived; returns the bytes from the
-    /// start of `start` through `end`, dropping what came before.
-    fn read_through(
-        &mut self,
-        start: &[u8],
-        end: &[u8],
-        deadline: Instant,
-    ) -> Result<Vec<u8>, VmError> {
+    /// Receive until `done(inbox)`; hung once past `deadline` with nothing received for GRACE.
+    fn pump(&mut self, deadline: Instant, done: impl Fn(&Inbox) -> bool) -> Result<(), VmError> {
         let begun = Instant::now();
         loop {
-            if let Some(s) = find(&self.buf, start) {
-                if let Some(e) = find(&self.buf[s + start.len()..], end) {
-                    let stop = s + start.len() + e + end.len();
-                    let out = self.buf[s..stop].to_vec();
-                    self.buf.drain(..stop);
-                    return Ok(out);
-                }
+            if let Some(why) = &self.inbox.broken {
+                return Err(VmError::Protocol(why.clone()));
+            }
+            if done(&self.inbox) {
+                return Ok(());
             }
             if self.eof {
                 return Err(self.crashed());
             }
             let now = Instant::now();
-            if now >= deadline {
+            let limit = deadline.max(self.last_rx + GRACE);
+            if now >= limit {
                 return Err(VmError::Hung {
                     waited: now - begun,
                     console_tail: self.console_tail(),
                 });
             }
-            match self.rx.recv_timeout(deadline - now) {
+            match self.rx.recv_timeout(limit - now) {
                 Ok(chunk) => {
-                    self.history.extend_from_slice(&chunk);
-                    if self.history.len() > 64 * 1024 {
-                        self.history.drain(..self.history.len() - 32 * 1024);
-                    }
-                    self.buf.extend_from_slice(&chunk);
+                    self.last_rx = Instant::now();
+                    self.bytes_in += chunk.len() as u64;
+                    self.inbox.push(&chunk);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.eof = true,
             }
         }
+    }
+
+    fn agent_error(&self, step: u32) -> Option<VmError> {
+        self.inbox
+            .error(step)
+            .map(|m| VmError::Protocol(format!("the agent refused step {step}: {m}")))
+    }
+
+    fn wait_start(&mut self, id: u32) -> Result<Start, VmError> {
+        let deadline = Instant::now() + GRACE;
+        self.pump(deadline, |i| i.has_start(id) || i.error(id).is_some())?;
+        if let Some(e) = self.agent_error(id) {
+            return Err(e);
+        }
+        Ok(self.inbox.take_start(id).expect("pumped until started"))
+    }
+
+    fn wait_end(
+        &mut self,
+        id: u32,
+        output_of: u32,
+        bound: Duration,
+    ) -> Result<(End, Vec<u8>, Vec<u8>), VmError> {
+        let deadline = Instant::now() + bound + GRACE;
+        self.pump(deadline, |i| i.has_end(id) || i.error(id).is_some())?;
+        if let Some(e) = self.agent_error(id) {
+            return Err(e);
+        }
+        let end = self.inbox.take_end(id).expect("pumped until finished");
+        let (stdout, stderr) = self.inbox.take_output(output_of);
+        Ok((end, stdout, stderr))
+    }
+
+    fn request(&mut self, req: &StepRequest, background: bool) -> Result<u32, VmError> {
+        let id = self.next_step;
+        self.next_step += 1;
+        let run = RunRequest {
+            background,
+            timeout_ms: req.timeout.as_millis() as u64,
+            stdout_limit: req.stdout_limit,
+            stderr_limit: req.stderr_limit,
+            script: req.script.as_bytes().to_vec(),
+            env: req
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+        };
+        self.send(id, Msg::Run(run))?;
+        Ok(id)
+    }
+
+    /// Run a foreground step; the agent kills it after `req.timeout`.
+    pub fn run(&mut self, req: &StepRequest) -> Result<StepOutput, VmError> {
+        let started = Instant::now();
+        let id = self.request(req, false)?;
+        let start = self.wait_start(id)?;
+        let (end, stdout, stderr) = self.wait_end(id, id, req.timeout)?;
+        Ok(StepOutput {
+            start,
+            end,
+            stdout,
+            stderr,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Start a background step; returns its id (for `finish_background`) and its start.
+    pub fn start_background(&mut self, req: &StepRequest) -> Result<(u32, Start), VmError> {
+        let id = self.request(req, true)?;
+        let start = self.wait_start(id)?;
+        Ok((id, start))
+    }
+
+    /// Wait for background step `target` (after sending `signal`, if any) at most `timeout`.
+    pub fn finish_background(
+        &mut self,
+        target: u32,
+        signal: Option<i32>,
+        timeout: Duration,
+    ) -> Result<StepOutput, VmError> {
+        let started = Instant::now();
+        let id = self.next_step;
+        self.next_step += 1;
+        self.send(
+            id,
+            Msg::Wait {
+                target,
+                signal: signal.unwrap_or(0) as u8,
+                timeout_ms: timeout.as_millis() as u64,
+            },
+        )?;
+        let start = self.wait_start(id)?;
+        let (end, stdout, stderr) = self.wait_end(id, target, timeout)?;
+        Ok(StepOutput {
+            start,
+            end,
+            stdout,
+            stderr,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Wait until the kernel log has been quiet for `quiet` (at most `max`): deferred reports
+    /// (work items, timers, RCU callbacks) land before a verdict.
+    pub fn settle(&mut self, quiet: Duration, max: Duration) -> Result<Settled, VmError> {
+        let id = self.next_step;
+        self.next_step += 1;
+        self.send(
+            id,
+            Msg::Settle {
+                quiet_ms: quiet.as_millis() as u32,
+                max_ms: max.as_millis() as u32,
+            },
+        )?;
+        self.pump(Instant::now() + max + GRACE, |i| {
+            i.has_settled(id) || i.error(id).is_some()
+        })?;
+        if let Some(e) = self.agent_error(id) {
+            return Err(e);
+        }
+        Ok(self.inbox.take_settled(id).expect("pumped until settled"))
     }
 
     fn crashed(&mut self) -> VmError {
@@ -253,100 +411,25 @@ impl Vm {
         }
     }
 
-    /// The last console lines, CRLF-normalised, with the guest's kernel log tail appended.
+    /// The kernel console's last lines (the second serial port), control characters dropped.
     pub fn console_tail(&mut self) -> Vec<String> {
-        let text =
-            String::from_utf8_lossy(&protocol::normalise_newlines(&self.history)).into_owned();
-        let mut lines: Vec<String> = text
+        let data = std::fs::read(&self.console).unwrap_or_default();
+        let text = String::from_utf8_lossy(&data);
+        let lines: Vec<String> = text
             .lines()
-            .filter(|l| !l.starts_with('\x1e') && !l.is_empty())
             .map(|l| {
                 l.chars()
                     .filter(|c| !c.is_control() || *c == '\t')
-                    .collect()
+                    .collect::<String>()
             })
+            .filter(|l| !l.trim().is_empty())
             .collect();
-        let start = lines.len().saturating_sub(TAIL_LINES);
-        lines.drain(..start);
-        lines
+        lines[lines.len().saturating_sub(TAIL_LINES)..].to_vec()
     }
 
-    /// The guest kernel log's last lines (crash reports).
+    /// The guest kernel log's last records (crash reports).
     pub fn kmsg_tail(&mut self, n: usize) -> Vec<KmsgRecord> {
-        self.kmsg.tail(n)
-    }
-
-    fn exchange(
-        &mut self,
-        script: &str,
-        call: String,
-        nonce: &str,
-        begin: &str,
-        bound: Duration,
-    ) -> Result<StepOutput, VmError> {
-        let started = Instant::now();
-        self.send_command(script, &call)?;
-        let marker = protocol::result_marker(nonce);
-        let data = self.read_through(
-            format!("\x1eKS:{nonce}:").as_bytes(),
-            marker.as_bytes(),
-            started + bound + GRACE,
-        )?;
-        let rest = self.read_through(b"", b"\n", Instant::now() + GRACE)?;
-        let mut all = data;
-        all.extend_from_slice(&rest);
-        let reply = protocol::parse_reply(&all, nonce).map_err(VmError::Session)?;
-        let kmsg = self
-            .kmsg
-            .between(begin, nonce, Duration::from_secs(5))
-            .ok_or_else(|| {
-                VmError::Session("the step's kernel log end marker never arrived on ttyS1".into())
-            })?;
-        Ok(StepOutput {
-            reply,
-            kmsg,
-            elapsed: started.elapsed(),
-        })
-    }
-
-    /// Run `script` with /bin/sh in the foreground; the guest kills it after `timeout`.
-    pub fn run(&mut self, script: &str, timeout: Duration) -> Result<StepOutput, VmError> {
-        let nonce = self.next_nonce();
-        let call = format!("__kx {nonce} {:.3}", timeout.as_secs_f64());
-        let mut out = self.exchange(script, call, &nonce.clone(), &nonce, timeout)?;
-        // `timeout -s KILL` gives 137; a program killed earlier by someone else is not a timeout.
-        out.reply.timed_out = out.reply.exit == 137 && out.elapsed >= timeout;
-        Ok(out)
-    }
-
-    /// Start `script` in the background as `name`. Returns the nonce that starts its log range.
-    pub fn start_background(&mut self, name: &str, script: &str) -> Result<String, VmError> {
-        let nonce = self.next_nonce();
-        let call = format!("__kb {nonce} {}", shell_word(name));
-        let started = Instant::now();
-        self.send_command(script, &call)?;
-        let marker = protocol::result_marker(&nonce);
-        self.read_through(marker.as_bytes(), b"\n", started + GRACE)?;
-        Ok(nonce)
-    }
-
-    /// Wait for background `name` (after sending `signal`, e.g. "TERM", if given); kernel lines
-    /// since `begin` (its start nonce).
-    pub fn finish_background(
-        &mut self,
-        name: &str,
-        begin: &str,
-        signal: Option<&str>,
-        timeout: Duration,
-    ) -> Result<StepOutput, VmError> {
-        let nonce = self.next_nonce();
-        let call = format!(
-            "__kw {nonce} {} {} {}",
-            shell_word(name),
-            timeout.as_millis(),
-            signal.unwrap_or("-")
-        );
-        self.exchange("", call, &nonce.clone(), begin, timeout)
+        self.inbox.history(n)
     }
 
     /// Kill QEMU now (the guest keeps no state worth a clean shutdown).
@@ -366,22 +449,50 @@ impl Drop for Vm {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
+/// The reader thread: forwards what QEMU writes until the pty closes (EIO when QEMU exits).
+fn read_port(mut reader: std::fs::File, tx: mpsc::Sender<Vec<u8>>) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                if tx.send(chunk[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                wait_readable(reader.as_raw_fd());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Background names are validated by the spec layer; quote anyway.
-fn shell_word(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect()
+fn poll_one(fd: i32, events: nix::poll::PollFlags, timeout: Duration) {
+    use nix::poll::{poll, PollFd, PollTimeout};
+    // SAFETY: fd stays open for the duration of the call (owned by the caller).
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(bfd, events)];
+    let ms =
+        PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+    let _ = poll(&mut fds, ms);
 }
 
-fn nonce_prefix() -> String {
-    let mut b = [0u8; 4];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    format!("{:08x}-", u32::from_le_bytes(b))
+fn wait_readable(fd: i32) {
+    poll_one(fd, nix::poll::PollFlags::POLLIN, Duration::from_secs(1));
+}
+
+fn wait_writable(fd: i32, timeout: Duration) {
+    poll_one(fd, nix::poll::PollFlags::POLLOUT, timeout);
+}
+
+fn set_nonblocking(f: &std::fs::File) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(f, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            f,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        );
+    }
 }
