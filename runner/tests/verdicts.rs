@@ -332,6 +332,7 @@ fn two_vcpus_run_a_steps_work_in_parallel_and_kill_minus_one_spares_the_agent() 
         "        stdout: \"2\\n\"\n",
         "      - run: for i in 1 2; do (n=0; while [ $n -lt 150000 ]; do n=$((n+1)); done) & done; wait\n",
         "        min_parallelism: 1.4\n",
+        "        min_busy_cpus: 2\n",
         "      - run: kill -9 -1; sleep 5\n",
         "        exit: any\n",
         "      - run: echo still here\n",

@@ -38,8 +38,27 @@ pub struct Step {
     elapsed: Duration,
     timed_out: bool,
     taint_before: u64,
+    busy_before: Vec<u64>,
     /// The wait step that answers for this background step.
     pub waiter: Option<u32>,
+}
+
+/// Busy time of each CPU so far (/proc/stat: all but idle and iowait), in clock ticks.
+fn cpu_busy_ticks() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let get = |i: usize| f.get(i).copied().unwrap_or(0);
+            // user nice system idle iowait irq softirq steal
+            get(0) + get(1) + get(2) + get(5) + get(6) + get(7)
+        })
+        .collect()
 }
 
 pub fn read_taint() -> u64 {
@@ -154,6 +173,7 @@ impl Step {
             elapsed: Duration::ZERO,
             timed_out: false,
             taint_before: read_taint(),
+            busy_before: cpu_busy_ticks(),
             waiter: None,
         })
     }
@@ -257,6 +277,13 @@ impl Step {
             }
         }
         let (cpu_us, memory_peak) = self.cgroup.as_ref().map_or((0, 0), |c| c.usage());
+        // SAFETY: sysconf has no preconditions.
+        let tick_ms = 1000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let cpu_busy_ms = cpu_busy_ticks()
+            .iter()
+            .zip(&self.busy_before)
+            .map(|(a, b)| a.saturating_sub(*b) * tick_ms)
+            .collect();
         drop(self.cgroup.take());
         StepResult {
             status: self.status.unwrap_or(ExitStatus::Signal(libc::SIGKILL)),
@@ -271,6 +298,7 @@ impl Step {
             cpu_us,
             memory_peak,
             survivors,
+            cpu_busy_ms,
         }
     }
 }

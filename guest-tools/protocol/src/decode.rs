@@ -126,6 +126,7 @@ mod tests {
             cpu_us: 99,
             memory_peak: 1 << 20,
             survivors: 2,
+            cpu_busy_ms: vec![700, 12],
         })
     }
 

@@ -97,6 +97,8 @@ pub struct StepResult {
     pub memory_peak: u64,
     /// Processes still in the step's cgroup when its command ended, killed by the agent.
     pub survivors: u32,
+    /// Busy time of each CPU while the step ran (whole system, kernel threads included), ms.
+    pub cpu_busy_ms: Vec<u64>,
 }
 
 const T_RUN: u8 = 1;
@@ -245,7 +247,11 @@ impl Msg {
                     .u64(r.elapsed_us)
                     .u64(r.cpu_us)
                     .u64(r.memory_peak)
-                    .u32(r.survivors);
+                    .u32(r.survivors)
+                    .u32(r.cpu_busy_ms.len() as u32);
+                for b in &r.cpu_busy_ms {
+                    w.u64(*b);
+                }
                 T_FINISHED
             }
             Msg::Settled { taint, waited_ms } => {
@@ -329,6 +335,13 @@ impl Msg {
                     cpu_us: r.u64()?,
                     memory_peak: r.u64()?,
                     survivors: r.u32()?,
+                    cpu_busy_ms: {
+                        let n = r.u32()?;
+                        if n > 4096 {
+                            return Err(format!("{n} CPUs in a result"));
+                        }
+                        (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?
+                    },
                 })
             }
             T_SETTLED => Msg::Settled {

@@ -319,6 +319,17 @@ fn check_step(
             )));
         }
     }
+    if let Some(min) = step.min_busy_cpus {
+        let half = r.elapsed_us / 2000;
+        let busy = r.cpu_busy_ms.iter().filter(|b| **b >= half).count() as u32;
+        if busy < min {
+            problems.push(check::problem(format!(
+                "{busy} CPUs busy for half of the step's {:.3}s (busy ms per CPU: {:?}), expected min_busy_cpus {min}",
+                r.elapsed_us as f64 / 1e6,
+                r.cpu_busy_ms
+            )));
+        }
+    }
     if problems.is_empty() {
         if let Some(s) = env.steps.last_mut() {
             s.passed = true;

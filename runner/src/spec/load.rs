@@ -410,6 +410,7 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
         for (key, set) in [
             ("max_memory", step.max_memory.is_some()),
             ("min_parallelism", step.min_parallelism.is_some()),
+            ("min_busy_cpus", step.min_busy_cpus.is_some()),
         ] {
             if set && matches!(step.kind(), StepKind::Start { .. }) {
                 v.push((

@@ -162,6 +162,10 @@ pub struct Step {
     /// that two CPUs were busy at once).
     #[serde(default)]
     pub min_parallelism: Option<f64>,
+    /// At least this many CPUs were busy (whole system, kernel threads included) for at least
+    /// half of the step's wall time: work the kernel does for the step counts too.
+    #[serde(default)]
+    pub min_busy_cpus: Option<u32>,
 }
 
 /// Expectations on a text (stdout, stderr or the step's kernel log).

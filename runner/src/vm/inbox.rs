@@ -251,6 +251,7 @@ mod tests {
             cpu_us: 5,
             memory_peak: 4096,
             survivors: 0,
+            cpu_busy_ms: vec![],
         })
     }
 
