@@ -354,18 +354,32 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
     eprintln!("kspec: bench: per-step overhead and channels");
     let mut vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
     let step_timeout = Duration::from_secs(30);
-    let mut steps = Vec::new();
+    let (mut steps, mut in_guest) = (Vec::new(), Vec::new());
     for _ in 0..50 {
         let out = vm
             .run(&StepRequest::new("true", step_timeout))
             .map_err(|e| env(e.to_string()))?;
         steps.push(out.elapsed.as_secs_f64() * 1000.0);
+        in_guest.push(out.end.result.elapsed_us as f64 / 1000.0);
     }
+    let rest: Vec<f64> = steps.iter().zip(&in_guest).map(|(a, b)| a - b).collect();
     figures.push(Figure::from_samples(
         "per-step overhead (`true`)",
         "ms",
         steps,
         Target::AtMost(8.0),
+    ));
+    figures.push(Figure::from_samples(
+        "  of which fork, exec and exit of sh",
+        "ms",
+        in_guest,
+        Target::AtMost(f64::INFINITY),
+    ));
+    figures.push(Figure::from_samples(
+        "  of which protocol, agent and host",
+        "ms",
+        rest,
+        Target::AtMost(f64::INFINITY),
     ));
     // Random bytes: the worst case for the protocol's byte stuffing.
     let mut port = Vec::new();

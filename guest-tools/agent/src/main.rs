@@ -39,7 +39,7 @@ struct Settle {
 struct Agent {
     link: Link,
     kmsg: Kmsg,
-    cgroups: bool,
+    cgroups: Option<cgroup::Pool>,
     steps: BTreeMap<u32, Step>,
     settle: Option<Settle>,
     /// The last time a record arrived or a step ended: the start of the current quiet period.
@@ -74,7 +74,7 @@ fn main() {
     let mut agent = Agent {
         link,
         kmsg: Kmsg::open(),
-        cgroups: cgroup::init(),
+        cgroups: cgroup::Pool::new(),
         steps: BTreeMap::new(),
         settle: None,
         last_activity: Instant::now(),
@@ -202,7 +202,7 @@ impl Agent {
                 }
                 // Records logged before the step starts are not the step's.
                 self.forward_kmsg();
-                match Step::spawn(id, &req, self.cgroups) {
+                match Step::spawn(id, &req, self.cgroups.as_mut()) {
                     Ok(s) => {
                         self.link.send(
                             id,
@@ -279,7 +279,7 @@ impl Agent {
                 continue;
             };
             let answer = s.waiter.unwrap_or(id);
-            let result = s.finish(&mut self.link);
+            let result = s.finish(&mut self.link, self.cgroups.as_mut());
             // Records the step caused are in the ring buffer by now: send them before its end.
             self.forward_kmsg();
             self.last_activity = Instant::now();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kspec_protocol::{ExitStatus, Msg, RunRequest, StepResult, Stream};
 
-use crate::cgroup::Cgroup;
+use crate::cgroup::{Cgroup, Pool};
 use crate::link::Link;
 use crate::reap;
 
@@ -86,7 +86,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 impl Step {
-    pub fn spawn(id: u32, req: &RunRequest, cgroups: bool) -> Result<Step, String> {
+    pub fn spawn(id: u32, req: &RunRequest, cgroups: Option<&mut Pool>) -> Result<Step, String> {
         let sh = cstring(b"/bin/sh", "shell")?;
         let argv_owned = [
             cstring(b"sh", "argv")?,
@@ -113,10 +113,12 @@ impl Step {
             .map(|c| c.as_ptr())
             .chain([std::ptr::null()])
             .collect();
-        let cgroup = if cgroups {
-            Some(Cgroup::create(id).map_err(|e| format!("cgroup for step {id}: {e}"))?)
-        } else {
-            None
+        let cgroup = match cgroups {
+            Some(pool) => Some(
+                pool.acquire()
+                    .map_err(|e| format!("cgroup for step {id}: {e}"))?,
+            ),
+            None => None,
         };
         let procs = match &cgroup {
             Some(cg) => Some(
@@ -264,7 +266,7 @@ impl Step {
     }
 
     /// The shell has ended: kill what it left, take the last output and the figures.
-    pub fn finish(mut self, link: &mut Link) -> StepResult {
+    pub fn finish(mut self, link: &mut Link, pool: Option<&mut Pool>) -> StepResult {
         self.read_pipes(link);
         let survivors = self.cgroup.as_ref().map_or(0, |c| c.members());
         self.kill_all();
@@ -276,7 +278,7 @@ impl Step {
                 std::thread::sleep(Duration::from_micros(100));
             }
         }
-        let (cpu_us, memory_peak) = self.cgroup.as_ref().map_or((0, 0), |c| c.usage());
+        let (cpu_us, memory_peak) = self.cgroup.as_mut().map_or((0, 0), |c| c.usage());
         // SAFETY: sysconf has no preconditions.
         let tick_ms = 1000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
         let cpu_busy_ms = cpu_busy_ticks()
@@ -284,7 +286,9 @@ impl Step {
             .zip(&self.busy_before)
             .map(|(a, b)| a.saturating_sub(*b) * tick_ms)
             .collect();
-        drop(self.cgroup.take());
+        if let (Some(cg), Some(pool)) = (self.cgroup.take(), pool) {
+            pool.release(cg);
+        }
         StepResult {
             status: self.status.unwrap_or(ExitStatus::Signal(libc::SIGKILL)),
             timed_out: self.timed_out,
