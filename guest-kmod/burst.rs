@@ -6,8 +6,10 @@
 //! Unlike the seed: the payload is fully initialised (LE u32 sequence number, then the
 //! filler byte `offset & 0xff`), there is no sleep per message, a full receive queue
 //! (-EAGAIN) is retried with exponential back-off within a bounded budget before the
-//! message counts as dropped, a burst stops when its requester's socket is released, and
-//! unload stops and drains every burst before the socket goes.
+//! message counts as dropped (the end marker too), a burst whose requester stopped reading
+//! (MAX_DROPS_IN_A_ROW drops in a row) gives up the rest, a burst stops when its requester's
+//! socket is released, and unload stops and drains every burst before the socket goes. So a
+//! requester that never reads holds a worker and a slot for a bounded time only.
 //! Header of every DATA/END message: the request's seq, flags 0, pid 0.
 
 use core::ffi::c_void;
@@ -29,11 +31,14 @@ use crate::{glue, state};
 /// Back-off while the receiver's queue is full: the first sleep, doubled up to the cap.
 const BACKOFF_FIRST_US: u32 = 100;
 const BACKOFF_MAX_US: u32 = 2_000;
-/// Total back-off per data message before it counts as dropped (so at most ~1000 attempts).
+/// Time a message may wait for room before it counts as dropped (so at most ~1000 attempts).
 /// Once a netlink socket overflows it stays "congested" until its queue is completely
 /// empty, so a reader of several large queues may need a while to accept the next message;
 /// a reader that keeps reading stays well within this budget, one that stopped does not.
-const STALL_BUDGET_US: u32 = 2_000_000;
+const STALL_BUDGET_US: u64 = 2_000_000;
+/// Consecutive dropped messages after which the requester counts as not reading: the rest of
+/// the burst is dropped at once (reported in the end marker).
+const MAX_DROPS_IN_A_ROW: u32 = 3;
 
 /// Shared burst bookkeeping (in the state).
 #[pin_data]
@@ -196,6 +201,7 @@ impl WorkItem for Burst {
         let Ok(st) = state() else { return };
         let mut end = BurstEnd::default();
         let mut gone = false;
+        let mut drops_in_a_row = 0;
         for n in 0..this.count {
             if this.stopped(st) {
                 break;
@@ -211,15 +217,22 @@ impl WorkItem for Burst {
             match this.send_retrying(st, KCHAN_BURST_DATA, this.size as usize, fill) {
                 Ok(()) => {
                     end.sent += 1;
+                    drops_in_a_row = 0;
                     STATS.burst_messages.inc();
                 }
                 Err(e) if e == errno::eshutdown() => break,
                 Err(e) => {
                     end.dropped += 1;
+                    drops_in_a_row += 1;
                     STATS.burst_drops.inc();
                     STATS.netlink_drops.inc();
                     if e == errno::econnrefused() {
                         gone = true; // the requester's socket is closed: nobody to send to
+                        break;
+                    }
+                    if drops_in_a_row >= MAX_DROPS_IN_A_ROW {
+                        // Not reading: the rest of the burst is dropped without trying.
+                        end.dropped += this.count - n - 1;
                         break;
                     }
                 }
@@ -228,7 +241,7 @@ impl WorkItem for Burst {
             unsafe { glue::kchan_glue_cond_resched() };
         }
         if !gone && !this.cancelled.load(Ordering::Relaxed) {
-            // The end marker is retried until delivered, the port is gone or unload.
+            // The end marker gets the same bounded budget as a data message.
             let mut payload = [0u8; 8];
             payload[..4].copy_from_slice(&end.sent.to_ne_bytes());
             payload[4..].copy_from_slice(&end.dropped.to_ne_bytes());
@@ -250,9 +263,9 @@ impl Burst {
         st.bursts.stopping() || self.cancelled.load(Ordering::Relaxed)
     }
 
-    /// Sends one message to the requester, retrying on EAGAIN with exponential back-off:
-    /// within STALL_BUDGET_US for data, without bound for the end marker. ESHUTDOWN once
-    /// the burst is stopped (unload, or the requester's socket is being released).
+    /// Sends one message to the requester, retrying on EAGAIN with exponential back-off
+    /// within STALL_BUDGET_US. ESHUTDOWN once the burst is stopped (unload, or the
+    /// requester's socket is being released).
     fn send_retrying(
         &self,
         st: &crate::State,
@@ -260,16 +273,19 @@ impl Burst {
         len: usize,
         fill: impl Fn(&mut [u8]),
     ) -> Result {
-        let (mut delay, mut slept) = (BACKOFF_FIRST_US, 0u32);
+        // Real time, not the sum of the requested sleeps (which may last twice as long).
+        // SAFETY: Plain call.
+        let started = unsafe { glue::kchan_glue_now_us() };
+        let mut delay = BACKOFF_FIRST_US;
         loop {
             match netlink::send(self.port, ty, self.seq, len, false, &fill) {
                 Err(e) if e == EAGAIN => {
-                    if ty == KCHAN_BURST_DATA && slept >= STALL_BUDGET_US {
+                    // SAFETY: Plain call.
+                    if unsafe { glue::kchan_glue_now_us() } - started >= STALL_BUDGET_US {
                         return Err(e);
                     }
                     // SAFETY: Process context (worker), no locks held.
                     unsafe { glue::kchan_glue_backoff(delay) };
-                    slept = slept.saturating_add(delay);
                     delay = (delay * 2).min(BACKOFF_MAX_US);
                     // Checked after the sleep: the port may have been released meanwhile
                     // and even reused by a new socket, which must not get our messages.

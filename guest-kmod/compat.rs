@@ -55,6 +55,10 @@ pub(crate) mod errno {
         code(bindings::EOPNOTSUPP)
     }
 
+    pub(crate) fn enoprotoopt() -> Error {
+        code(bindings::ENOPROTOOPT)
+    }
+
     pub(crate) fn eshutdown() -> Error {
         code(bindings::ESHUTDOWN)
     }

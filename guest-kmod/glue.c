@@ -18,10 +18,12 @@
 #include <linux/netlink.h>
 #include <linux/notifier.h>
 #include <linux/proc_fs.h>
+#include <linux/ratelimit.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/skbuff.h>
 #include <linux/sockptr.h>
+#include <linux/timekeeping.h>
 #include <linux/workqueue.h>
 #include <net/net_namespace.h>
 #include <net/netlink.h>
@@ -140,9 +142,38 @@ void kchan_glue_sockopt_unregister(void)
 	nf_unregister_sockopt(&kchan_sockopt_ops);
 }
 
-bool kchan_glue_sk_net_admin(struct sock *sk)
+/*
+ * The sockopt state is one for the whole system, so it answers only in the initial network
+ * namespace and setting it takes CAP_NET_ADMIN there: root of a user namespace of its own
+ * (unshare -Urn) is not root of the system.
+ */
+bool kchan_glue_sk_init_net(struct sock *sk)
 {
-	return ns_capable(sock_net(sk)->user_ns, CAP_NET_ADMIN);
+	return net_eq(sock_net(sk), &init_net);
+}
+
+bool kchan_glue_net_admin(void)
+{
+	return capable(CAP_NET_ADMIN);
+}
+
+/*
+ * Log lines that user space can trigger at will, limited per budget; once a period with
+ * suppressed lines ends, ___ratelimit() logs how many ("... callbacks suppressed").
+ * Unprivileged netlink echoes get a small budget, root-only paths (sockopt set, proc write,
+ * listener registration) a large one that the seed scenarios never reach.
+ */
+static DEFINE_RATELIMIT_STATE(kchan_echo_log, 5 * HZ, 10);
+static DEFINE_RATELIMIT_STATE(kchan_admin_log, 5 * HZ, 100);
+
+bool kchan_glue_log_echo(void)
+{
+	return ___ratelimit(&kchan_echo_log, KBUILD_MODNAME ": netlink echo");
+}
+
+bool kchan_glue_log_admin(void)
+{
+	return ___ratelimit(&kchan_admin_log, KBUILD_MODNAME ": root-only messages");
 }
 
 int kchan_glue_copy_from_sockptr(void *dst, const sockptr_t *src, size_t len)
@@ -260,8 +291,14 @@ int kchan_glue_hook_register(void)
 
 void kchan_glue_hook_unregister(void)
 {
-	/* Waits (synchronize_net) for hooks still running on other CPUs. */
 	nf_unregister_net_hook(&init_net, &kchan_hook_ops);
+	/*
+	 * nf_unregister_net_hook() swaps in a stub and frees the old entries with call_rcu(): it
+	 * does not wait for a hook already running on another CPU. The hook runs under
+	 * rcu_read_lock() (nf_hook()), so after this grace period none is left that could still
+	 * reach the listener table or the netlink socket that are freed next.
+	 */
+	synchronize_net();
 }
 
 /* ---- process-context helpers --------------------------------------------------------------- */
@@ -289,6 +326,11 @@ void kchan_glue_bh_enable(void)
 void kchan_glue_backoff(unsigned int us)
 {
 	usleep_range(us, 2 * us);
+}
+
+u64 kchan_glue_now_us(void)
+{
+	return div_u64(ktime_get_ns(), NSEC_PER_USEC);
 }
 
 void kchan_glue_cond_resched(void)

@@ -61,7 +61,10 @@ void kchan_glue_hook_unregister(void);
 struct workqueue_struct *kchan_glue_wq_create(void);
 void kchan_glue_wq_destroy(struct workqueue_struct *wq);
 
-bool kchan_glue_sk_net_admin(struct sock *sk);
+bool kchan_glue_sk_init_net(struct sock *sk);
+bool kchan_glue_net_admin(void);
+bool kchan_glue_log_echo(void);
+bool kchan_glue_log_admin(void);
 int kchan_glue_copy_from_sockptr(void *dst, const sockptr_t *src, size_t len);
 const u8 *kchan_glue_skb_data(struct sk_buff *skb, u32 *len);
 u32 kchan_glue_skb_portid(struct sk_buff *skb);
@@ -73,5 +76,6 @@ void kchan_glue_bh_disable(void);
 void kchan_glue_bh_enable(void);
 void kchan_glue_backoff(unsigned int us);
 void kchan_glue_cond_resched(void);
+u64 kchan_glue_now_us(void);
 
 #endif /* KCHAN_GLUE_H */

@@ -21,7 +21,10 @@ extern "C" {
     pub(crate) fn kchan_glue_wq_create() -> *mut c_void;
     pub(crate) fn kchan_glue_wq_destroy(wq: *mut c_void);
 
-    pub(crate) fn kchan_glue_sk_net_admin(sk: *mut c_void) -> bool;
+    pub(crate) fn kchan_glue_sk_init_net(sk: *mut c_void) -> bool;
+    pub(crate) fn kchan_glue_net_admin() -> bool;
+    pub(crate) fn kchan_glue_log_echo() -> bool;
+    pub(crate) fn kchan_glue_log_admin() -> bool;
     pub(crate) fn kchan_glue_copy_from_sockptr(
         dst: *mut c_void,
         src: *const c_void,
@@ -43,6 +46,7 @@ extern "C" {
     pub(crate) fn kchan_glue_bh_enable();
     pub(crate) fn kchan_glue_backoff(us: core::ffi::c_uint);
     pub(crate) fn kchan_glue_cond_resched();
+    pub(crate) fn kchan_glue_now_us() -> u64;
 
     /// Exported by fs/seq_file.c; -1 when the buffer is full (seq_file retries with more room).
     pub(crate) fn seq_write(m: *mut c_void, data: *const c_void, len: usize) -> c_int;

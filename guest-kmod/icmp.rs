@@ -15,6 +15,7 @@ use crate::abi::{IMP2_K_MSG, NETLINK_MAX_LISTENERS};
 use crate::compat::errno;
 use crate::glue::{self, BhOff};
 use crate::netlink::{self, Request};
+use crate::ratelimit::{pr_info_limited, Budget};
 use crate::state;
 use crate::stats::STATS;
 
@@ -92,7 +93,7 @@ pub(crate) fn register(req: &Request<'_>) -> Result {
         return Err(EPERM);
     }
     if state()?.listeners.add(req.port)? {
-        pr_info!("netlink: listener {} registered\n", req.port);
+        pr_info_limited!(Budget::Admin, "netlink: listener {} registered\n", req.port);
     }
     Ok(())
 }
@@ -103,7 +104,7 @@ pub(crate) fn unregister(req: &Request<'_>) -> Result {
     if !state()?.listeners.remove(req.port) {
         return Err(ENOENT);
     }
-    pr_info!("netlink: listener {} unregistered\n", req.port);
+    pr_info_limited!(Budget::Admin, "netlink: listener {} unregistered\n", req.port);
     Ok(())
 }
 
@@ -111,7 +112,7 @@ pub(crate) fn unregister(req: &Request<'_>) -> Result {
 pub(crate) fn forget(port: u32) {
     if let Ok(st) = state() {
         if st.listeners.remove(port) {
-            pr_info!("netlink: listener {} gone\n", port);
+            pr_info_limited!(Budget::Admin, "netlink: listener {} gone\n", port);
         }
     }
 }
@@ -142,7 +143,7 @@ extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
                 STATS.netlink_drops.inc();
                 if e == errno::econnrefused() {
                     set.remove_at(i); // the port is gone; same index now holds another
-                    pr_info!("netlink: listener {} gone\n", port);
+                    pr_info_limited!(Budget::Admin, "netlink: listener {} gone\n", port);
                 } else {
                     i += 1;
                 }
@@ -164,7 +165,8 @@ impl Hook {
 
 impl Drop for Hook {
     fn drop(&mut self) {
-        // SAFETY: Registered in `new`; returns after running hooks have finished.
+        // SAFETY: Registered in `new`; the glue waits for a grace period after unregistering,
+        // so no hook still runs on another CPU when this returns.
         unsafe { glue::kchan_glue_hook_unregister() };
     }
 }
@@ -182,7 +184,8 @@ impl ReleaseNotifier {
 
 impl Drop for ReleaseNotifier {
     fn drop(&mut self) {
-        // SAFETY: Registered in `new`; the blocking notifier chain waits for running calls.
+        // SAFETY: Registered in `new`; netlink's notifier chain is an atomic one, whose
+        // unregister waits (synchronize_rcu) for callbacks running on other CPUs.
         unsafe { glue::kchan_glue_notifier_unregister() };
     }
 }

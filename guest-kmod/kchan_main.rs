@@ -25,6 +25,7 @@ mod icmp;
 mod mmap;
 mod netlink;
 mod procfs;
+mod ratelimit;
 mod sockopt;
 mod stats;
 mod text;
@@ -170,8 +171,8 @@ impl Drop for Farewell {
 /// is the reverse of the creation order in `init`: events stop first, the state goes last.
 struct Kchan {
     _hook: icmp::Hook,
-    _notifier: icmp::ReleaseNotifier,
     _netlink: netlink::Registration,
+    _notifier: icmp::ReleaseNotifier,
     _sockopt: sockopt::Registration,
     _proc: procfs::Registration,
     _state: StateOwner,
@@ -186,8 +187,10 @@ impl kernel::Module for Kchan {
         let state = StateOwner::new(params)?;
         let proc = procfs::Registration::new()?;
         let sockopt = sockopt::Registration::new(params.sockopt_base)?;
-        let netlink = netlink::Registration::new(params.netlink_unit)?;
+        // The release notifier before the socket: a listener that registers and exits at once
+        // must still be forgotten.
         let notifier = icmp::ReleaseNotifier::new()?;
+        let netlink = netlink::Registration::new(params.netlink_unit)?;
         let hook = icmp::Hook::new()?;
         pr_info!(
             "loaded (netlink unit {}, sockopt base {}, mmap pages {})\n",
@@ -197,8 +200,8 @@ impl kernel::Module for Kchan {
         );
         Ok(Kchan {
             _hook: hook,
-            _notifier: notifier,
             _netlink: netlink,
+            _notifier: notifier,
             _sockopt: sockopt,
             _proc: proc,
             _state: state,

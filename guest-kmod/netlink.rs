@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use crate::ratelimit::{pr_info_limited, Budget};
 use crate::abi::{
     IMP2_CLOSE, IMP2_U_PID, KCHAN_BURST, KCHAN_ECHO, NETLINK_ECHO_REPLY, NETLINK_MAX_PAYLOAD,
     NLMSG_DONE, NLMSG_HDRLEN, NLM_F_ACK,
@@ -199,6 +200,10 @@ fn ack(skb: *mut c_void, nlh: *const u8, err: c_int) {
     unsafe { glue::kchan_glue_ack(skb, nlh, err) };
 }
 
+/// A header handed to C as a `struct nlmsghdr *`: aligned like one (its fields are u32/u16).
+#[repr(C, align(4))]
+struct HeaderCopy([u8; NLMSG_HDRLEN]);
+
 /// What a handled request leaves to do after its ack.
 enum Outcome {
     Done,
@@ -231,10 +236,10 @@ extern "C" fn kchan_netlink_input(skb: *mut c_void) {
             // `nlmsg_len` bytes from the skb.
             STATS.netlink_errors.inc();
             if hdr.flags & NLM_F_ACK != 0 {
-                let mut copy = [0u8; NLMSG_HDRLEN];
-                copy.copy_from_slice(&rest[..NLMSG_HDRLEN]);
-                copy[..4].copy_from_slice(&(NLMSG_HDRLEN as u32).to_ne_bytes());
-                ack(skb, copy.as_ptr(), EINVAL.to_errno());
+                let mut copy = HeaderCopy([0u8; NLMSG_HDRLEN]);
+                copy.0.copy_from_slice(&rest[..NLMSG_HDRLEN]);
+                copy.0[..4].copy_from_slice(&(NLMSG_HDRLEN as u32).to_ne_bytes());
+                ack(skb, copy.0.as_ptr(), EINVAL.to_errno());
             }
             return;
         }
@@ -299,7 +304,8 @@ fn seed_echo(req: &Request<'_>) -> Result {
     if payload.len() > NETLINK_MAX_PAYLOAD {
         return Err(errno::emsgsize());
     }
-    pr_info!(
+    pr_info_limited!(
+        Budget::Echo,
         "netlink: received from PID {}: \"{}\"\n",
         req.port,
         Esc(until_nul(payload))

@@ -13,6 +13,7 @@ use kernel::prelude::*;
 use kernel::sync::{new_mutex, Mutex};
 
 use crate::abi::PROC_BUFFER_CAPACITY;
+use crate::ratelimit::{pr_info_limited, Budget};
 use crate::stats::STATS;
 use crate::text::{strip_newline, Esc};
 use crate::{compat, glue, state};
@@ -154,7 +155,11 @@ unsafe fn buffer_write(buf: *const u8, count: usize, ppos: *mut i64) -> Result<u
         .reader()
         .read_slice(&mut new.bytes[..count])?;
     *st.buffer.content.lock() = new;
-    pr_info!("proc write: {}\n", Esc(strip_newline(&new.bytes[..count])));
+    pr_info_limited!(
+        Budget::Admin,
+        "proc write: {}\n",
+        Esc(strip_newline(&new.bytes[..count]))
+    );
     // SAFETY: Per the function's contract; count <= 128.
     unsafe { *ppos = count as i64 };
     Ok(count)

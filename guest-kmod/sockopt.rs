@@ -3,7 +3,9 @@
 //! AF_INET socket (UDP, raw, ...), reached because ip_setsockopt()/ip_getsockopt() hand
 //! unknown option numbers to nf_setsockopt()/nf_getsockopt().
 //!
-//! - set(base): store a message (CAP_NET_ADMIN in the socket's network namespace).
+//! - set(base): store a message (CAP_NET_ADMIN of the system: the state is global).
+//! - Only sockets of the initial network namespace reach the options; others get
+//!   ENOPROTOOPT, as if kchan were not loaded there (its netlink socket is init_net's too).
 //! - set(base + 1): EINVAL, the read-back option is read-only.
 //! - get(base): the seed's kernel message; get(base + 1): the last message stored.
 
@@ -13,7 +15,9 @@ use kernel::sync::{new_mutex, Mutex};
 
 use crate::abi::{SOCKOPT_COUNT, SOCKOPT_KERNEL_MSG, SOCKOPT_LAST, SOCKOPT_MAX_MSG, SOCKOPT_MSG};
 use crate::stats::STATS;
+use crate::ratelimit::{pr_info_limited, Budget};
 use crate::text::{strip_newline, until_nul, Esc};
+use crate::compat::errno;
 use crate::{compat, glue, state};
 
 /// A stored message: exactly the bytes that were set, at most SOCKOPT_MAX_MSG.
@@ -54,7 +58,12 @@ impl Registration {
                                         // exists already.
         let ret = unsafe { glue::kchan_glue_sockopt_register(base, end) };
         if ret == EBUSY.to_errno() {
-            pr_err!("sockopt range {}..{} is taken (EBUSY)\n", base, end);
+            // ebtables owns 128..131, the seed's default: say how to get out of the way.
+            pr_err!(
+                "socket options {}..{} are taken by another module (ebtables uses 128..131): load kchan with sockopt_base=N for a free range\n",
+                base,
+                end - 1
+            );
         } else if ret < 0 {
             pr_err!("nf_register_sockopt failed ({})\n", ret);
         }
@@ -91,13 +100,24 @@ extern "C" fn kchan_sockopt_set(
     }
 }
 
+/// ENOPROTOOPT unless `sk` lives in the initial network namespace.
+fn init_net_only(sk: *mut c_void) -> Result {
+    // SAFETY: `sk` is the socket the call is made on, valid for the call.
+    if unsafe { glue::kchan_glue_sk_init_net(sk) } {
+        Ok(())
+    } else {
+        Err(errno::enoprotoopt())
+    }
+}
+
 fn set(sk: *mut c_void, optval: c_int, arg: *const c_void, len: c_uint) -> Result {
     let st = state()?;
+    init_net_only(sk)?;
     if optval.wrapping_sub(st.params.sockopt_base) != SOCKOPT_MSG {
         return Err(EINVAL); // base + SOCKOPT_LAST is read-only
     }
-    // SAFETY: `sk` is the socket the call is made on, valid for the call.
-    if !unsafe { glue::kchan_glue_sk_net_admin(sk) } {
+    // SAFETY: Plain call about the current task.
+    if !unsafe { glue::kchan_glue_net_admin() } {
         return Err(EPERM);
     }
     let len = len as usize;
@@ -116,7 +136,8 @@ fn set(sk: *mut c_void, optval: c_int, arg: *const c_void, len: c_uint) -> Resul
         return Err(EFAULT);
     }
     *st.sockopt.msg.lock() = msg;
-    pr_info!(
+    pr_info_limited!(
+        Budget::Admin,
         "sockopt set: {}\n",
         Esc(strip_newline(until_nul(msg.as_bytes())))
     );
@@ -127,12 +148,12 @@ fn set(sk: *mut c_void, optval: c_int, arg: *const c_void, len: c_uint) -> Resul
 /// ip_getsockopt() when we return success.
 #[no_mangle]
 extern "C" fn kchan_sockopt_get(
-    _sk: *mut c_void,
+    sk: *mut c_void,
     optval: c_int,
     user: *mut u8,
     len: *mut c_int,
 ) -> c_int {
-    match get(optval, user, len) {
+    match init_net_only(sk).and_then(|()| get(optval, user, len)) {
         Ok(()) => {
             STATS.sockopt_get.inc();
             0

@@ -280,6 +280,10 @@ enum NetlinkOp {
         /// Also print each reply's payload
         #[arg(long)]
         show_payload: bool,
+        /// After sending, hold the socket open SECS seconds without reading anything, then
+        /// exit 0 (a requester that never reads; replaces --wait)
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        stall: Option<Duration>,
     },
     /// Only socket() on the unit: is the module's netlink socket there?
     PingUnit,
@@ -568,6 +572,7 @@ fn run(cli: Cli) -> Result<()> {
                 pid,
                 wait,
                 show_payload,
+                stall,
             } => netlink::cmd_send(
                 unit,
                 &netlink::Craft {
@@ -580,6 +585,7 @@ fn run(cli: Cli) -> Result<()> {
                     truncate: truncate.map(|t| usize::try_from(t).unwrap_or(usize::MAX)),
                     wait: Duration::from_millis(wait),
                     show_payload,
+                    stall,
                 },
                 verbose,
             ),

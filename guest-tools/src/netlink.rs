@@ -983,6 +983,8 @@ pub struct Craft {
     pub truncate: Option<usize>,
     pub wait: Duration,
     pub show_payload: bool,
+    /// Hold the socket this long without reading, instead of waiting for replies.
+    pub stall: Option<Duration>,
 }
 
 /// The bytes `netlink send` puts on the wire (no alignment padding is added).
@@ -1013,6 +1015,11 @@ pub fn cmd_send(unit: i32, c: &Craft, verbose: bool) -> Result<()> {
     let sent = sock.send_raw(&bytes)?;
     if verbose {
         output::diag(&format!("netlink send: sent {sent} bytes"));
+    }
+    if let Some(hold) = c.stall {
+        std::thread::sleep(hold);
+        drop(sock);
+        return Ok(());
     }
     let mut buf = vec![0u8; RECV_BUF];
     let deadline = deadline_after(c.wait);
@@ -1321,6 +1328,7 @@ mod tests {
             truncate: None,
             wait: Duration::ZERO,
             show_payload: false,
+            stall: None,
         };
         let b = craft_bytes(&c, 77);
         assert_eq!(b.len(), 19);
