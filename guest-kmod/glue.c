@@ -9,6 +9,7 @@
 #include <linux/bottom_half.h>
 #include <linux/capability.h>
 #include <linux/delay.h>
+#include <linux/highmem.h>
 #include <linux/ip.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -55,17 +56,55 @@ static const struct proc_ops kchan_buffer_ops = {
 	.proc_lseek = default_llseek,
 };
 
+/*
+ * A mapping's pages are inserted at mmap() time; the fault handler serves them again after
+ * user space dropped them (madvise(MADV_DONTNEED)). Its vm_ops point into this module, so
+ * every VMA holds a module reference (taken at mmap and open, dropped at close): unloading
+ * is refused while a mapping lives, instead of a later fault jumping into freed code.
+ */
+static void kchan_vma_open(struct vm_area_struct *vma)
+{
+	__module_get(THIS_MODULE);
+}
+
+static void kchan_vma_close(struct vm_area_struct *vma)
+{
+	module_put(THIS_MODULE);
+}
+
+static vm_fault_t kchan_vma_fault(struct vm_fault *vmf)
+{
+	struct page *page = kchan_mmap_page(vmf->pgoff);
+
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	get_page(page); /* the fault's reference, handed to the page table */
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct kchan_vm_ops = {
+	.open = kchan_vma_open,
+	.close = kchan_vma_close,
+	.fault = kchan_vma_fault,
+};
+
 static int kchan_proc_mmap(struct file *file, struct vm_area_struct *vma)
 {
+	int ret;
+
 	/*
-	 * No vm_ops: once the pages are inserted nothing in the mapping points back into this
-	 * module, so it may be unloaded while the mapping lives (the page references keep the
-	 * memory). VM_MAYSHARE, not VM_SHARED, tells MAP_SHARED apart: do_mmap() clears
-	 * VM_SHARED for a shared mapping of a read-only descriptor.
+	 * VM_MAYSHARE, not VM_SHARED, tells MAP_SHARED apart: do_mmap() clears VM_SHARED for a
+	 * shared mapping of a read-only descriptor.
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
-	return kchan_mmap(vma, vma->vm_start, vma->vm_end, vma->vm_pgoff,
-			  !!(vma->vm_flags & VM_MAYSHARE));
+	ret = kchan_mmap(vma, vma->vm_start, vma->vm_end, vma->vm_pgoff,
+			 !!(vma->vm_flags & VM_MAYSHARE));
+	if (ret)
+		return ret; /* a failed mmap() never calls close: no reference taken */
+	vma->vm_ops = &kchan_vm_ops;
+	__module_get(THIS_MODULE);
+	return 0;
 }
 
 static const struct proc_ops kchan_mmap_ops = {
@@ -326,6 +365,15 @@ void kchan_glue_bh_enable(void)
 void kchan_glue_backoff(unsigned int us)
 {
 	usleep_range(us, 2 * us);
+}
+
+void kchan_glue_copy_from_page(void *dst, struct page *page, size_t offset, size_t len)
+{
+	/*
+	 * A plain kernel copy: user space may write the page through a mapping meanwhile, which
+	 * only makes the bytes stale or mixed, as for any shared memory.
+	 */
+	memcpy_from_page(dst, page, offset, len);
 }
 
 u64 kchan_glue_now_us(void)

@@ -46,6 +46,7 @@ int kchan_memshare_size_show(struct seq_file *m);
 ssize_t kchan_mmap_read(struct file *file, char __user *buf, size_t count, loff_t *ppos);
 int kchan_mmap(struct vm_area_struct *vma, unsigned long start, unsigned long end,
 	       unsigned long pgoff, bool shared);
+struct page *kchan_mmap_page(unsigned long pgoff);
 
 /* ---- Implemented in glue.c, called by Rust ----------------------------------------------- */
 int kchan_glue_proc_register(void);
@@ -76,6 +77,7 @@ void kchan_glue_bh_disable(void);
 void kchan_glue_bh_enable(void);
 void kchan_glue_backoff(unsigned int us);
 void kchan_glue_cond_resched(void);
+void kchan_glue_copy_from_page(void *dst, struct page *page, size_t offset, size_t len);
 u64 kchan_glue_now_us(void);
 
 #endif /* KCHAN_GLUE_H */

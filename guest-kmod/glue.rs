@@ -47,6 +47,12 @@ extern "C" {
     pub(crate) fn kchan_glue_backoff(us: core::ffi::c_uint);
     pub(crate) fn kchan_glue_cond_resched();
     pub(crate) fn kchan_glue_now_us() -> u64;
+    pub(crate) fn kchan_glue_copy_from_page(
+        dst: *mut c_void,
+        page: *mut c_void,
+        offset: usize,
+        len: usize,
+    );
 
     /// Exported by fs/seq_file.c; -1 when the buffer is full (seq_file retries with more room).
     pub(crate) fn seq_write(m: *mut c_void, data: *const c_void, len: usize) -> c_int;

@@ -11,9 +11,9 @@
 //! seed's 4 MiB variant reserved only the first page of an order-10 block and so mapped only
 //! that one).
 //!
-//! Unloading while a mapping exists is safe: vm_insert_page() takes a page reference per
-//! mapping, the mapping has no vm_ops (nothing calls back into the module), so dropping our
-//! references at unload leaves mapped pages alive until munmap().
+//! The pages are inserted at mmap() time, and served again by the fault handler (glue.c)
+//! after user space dropped them with madvise(MADV_DONTNEED). Each mapping holds a module
+//! reference, so unloading is refused while one lives (never a fault into freed code).
 
 use core::ffi::{c_int, c_ulong, c_void};
 use kernel::page::{Page, PAGE_SIZE};
@@ -22,7 +22,7 @@ use kernel::prelude::*;
 use crate::procfs::{offset, ssize, SeqWriter};
 use crate::stats::STATS;
 use crate::text::{until_nul, Esc};
-use crate::{compat, state};
+use crate::{compat, glue, state};
 
 /// The shared pages; freed (our references dropped) with the state.
 pub(crate) struct Pages {
@@ -49,10 +49,17 @@ impl Pages {
             let at = pos + done;
             let chunk = (dst.len() - done).min(PAGE_SIZE - at % PAGE_SIZE);
             let page = self.pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
-            // SAFETY: `dst[done..]` has room for `chunk` bytes. User space may write the page
-            // through a mapping at the same time: it is shared memory by design, the bytes
-            // copied are then simply stale or mixed, as for any shared mapping.
-            unsafe { page.read_raw(dst[done..].as_mut_ptr(), at % PAGE_SIZE, chunk)? };
+            // SAFETY: `dst[done..]` has room for `chunk` bytes and `at % PAGE_SIZE + chunk`
+            // stays inside the page. The glue copies with memcpy_from_page(), not through a
+            // Rust view of the page, so user space writing it meanwhile is allowed.
+            unsafe {
+                glue::kchan_glue_copy_from_page(
+                    dst[done..].as_mut_ptr().cast(),
+                    page.as_ptr().cast(),
+                    at % PAGE_SIZE,
+                    chunk,
+                )
+            };
             done += chunk;
         }
         Ok(())
@@ -113,6 +120,20 @@ fn map(vma: *mut c_void, start: usize, end: usize, first: usize, shared: bool) -
         kernel::error::to_result(ret)?;
     }
     Ok(())
+}
+
+/// vm_ops.fault of a mapping (glue.c takes the page reference): the page at file offset
+/// `pgoff`, or null (SIGBUS) past the buffer.
+#[no_mangle]
+extern "C" fn kchan_mmap_page(pgoff: c_ulong) -> *mut kernel::bindings::page {
+    let page = state()
+        .ok()
+        .and_then(|st| st.pages.pages.get(pgoff as usize))
+        .map_or(core::ptr::null_mut(), |p| p.as_ptr());
+    if !page.is_null() {
+        STATS.mmap_faults.inc();
+    }
+    page
 }
 
 #[no_mangle]

@@ -82,6 +82,8 @@ stats! {
     mmap_maps,
     /// Refused or failed mmap() of /proc/kchan/mmap.
     mmap_errors,
+    /// Pages served again by the fault handler (after madvise(MADV_DONTNEED)).
+    mmap_faults,
 }
 
 /// The module's counters.

@@ -356,6 +356,10 @@ enum MmapOp {
         /// With --map: seconds to keep the pages mapped (file closed) before reading them
         #[arg(long, default_value = "0", requires = "map")]
         hold: u64,
+        /// With --map: madvise(MADV_DONTNEED) the pages before reading, so the read faults
+        /// them in again
+        #[arg(long, requires = "map")]
+        dontneed: bool,
         #[arg(long, default_value = abi::PROC_MMAP)]
         path: String,
     },
@@ -613,13 +617,17 @@ fn run(cli: Cli) -> Result<()> {
                 len,
                 map,
                 hold,
+                dontneed,
                 path,
             } => mmap::cmd_read(
                 &path,
                 offset,
                 len,
-                map,
-                std::time::Duration::from_secs(hold),
+                mmap::ReadVia {
+                    map,
+                    hold: std::time::Duration::from_secs(hold),
+                    dontneed,
+                },
             ),
             MmapOp::Map {
                 offset,

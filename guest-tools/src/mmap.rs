@@ -37,6 +37,16 @@ impl Mapping {
         Ok(())
     }
 
+    /// madvise(MADV_DONTNEED): drop the pages from this mapping (the next access faults).
+    pub fn dontneed(&self) -> Result<()> {
+        // SAFETY: the whole live mapping; DONTNEED only unmaps its pages.
+        let r = unsafe { libc::madvise(self.ptr.cast(), self.len, libc::MADV_DONTNEED) };
+        if r != 0 {
+            return Err(Error::last("madvise"));
+        }
+        Ok(())
+    }
+
     /// Copy `dst.len()` bytes from `at` (bounds-checked).
     pub fn read(&self, at: usize, dst: &mut [u8]) -> Result<()> {
         at.checked_add(dst.len())
@@ -116,15 +126,16 @@ pub fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> 
 /// printed up to the first NUL, escaped, on one line. With a mapping, `hold` waits that long
 /// between mapping and reading (the file closed meanwhile), so a spec can unload the module
 /// while the pages are mapped.
-pub fn cmd_read(
-    path: &str,
-    offset: u64,
-    len: usize,
-    via_map: bool,
-    hold: std::time::Duration,
-) -> Result<()> {
+/// How `mmap read` reads: read(2), or a mapping (held a while, dropped with MADV_DONTNEED).
+pub struct ReadVia {
+    pub map: bool,
+    pub hold: std::time::Duration,
+    pub dontneed: bool,
+}
+
+pub fn cmd_read(path: &str, offset: u64, len: usize, via: ReadVia) -> Result<()> {
     let fd = open_path(path, OFlag::O_RDONLY)?;
-    let data = if via_map {
+    let data = if via.map {
         let ps = page_size() as u64;
         let map_off = offset - offset % ps;
         let delta = (offset - map_off) as usize;
@@ -133,7 +144,10 @@ pub fn cmd_read(
             .ok_or_else(|| Error::raw("mmap", libc::EINVAL))?;
         let m = Mapping::new(&fd, map_off, total, libc::PROT_READ, libc::MAP_SHARED)?;
         drop(fd);
-        std::thread::sleep(hold);
+        std::thread::sleep(via.hold);
+        if via.dontneed {
+            m.dontneed()?;
+        }
         let mut v = vec![0u8; len];
         m.read(delta, &mut v)?;
         v
