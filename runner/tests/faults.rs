@@ -203,3 +203,49 @@ fn runner_killed_with_sigkill_leaves_no_qemu() {
         killed.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn two_concurrent_builds_of_an_empty_cache_entry_build_it_once() {
+    let _one_at_a_time = serial();
+    image(); // the kernel and tools exist; the cache below shares them
+    let real = image::Cache::from_env().expect("cache");
+    let dir = tempfile::tempdir().unwrap();
+    // Everything but the module and image entries is the real cache's.
+    for d in [
+        "kernels",
+        "src",
+        "tools",
+        "target-guest",
+        "downloads",
+        "apt",
+    ] {
+        let target = real.root().join(d);
+        if target.exists() {
+            std::os::unix::fs::symlink(&target, dir.path().join(d)).unwrap();
+        }
+    }
+    let build = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kspec"))
+            .args(["build", "--kernel", "6.12"])
+            .env("KSPEC_CACHE", dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (build(), build());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(a.status.success() && b.status.success(), "{text}");
+    assert_eq!(text.matches("building kchan.ko").count(), 1, "{text}");
+    assert_eq!(text.matches("initramfs packed").count(), 1, "{text}");
+    assert!(
+        text.contains("waiting for another kspec building"),
+        "{text}"
+    );
+    println!("two concurrent builds: one built, the other waited and reused");
+}

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::progress::Progress;
+
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
@@ -39,6 +41,43 @@ impl Cache {
         }
         std::fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
         Ok(p)
+    }
+}
+
+/// An exclusive lock on one cache entry: a `flock` on `<entry>.lock` beside it, held from the
+/// "is it built?" check to the end of the build. A second kspec (another terminal, nextest's
+/// parallel test processes) waits for it, then finds the entry built; the kernel drops the lock
+/// when a process dies, so a killed build never leaves one behind.
+pub struct EntryLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Cache {
+    pub fn lock(&self, entry: &Path, progress: &dyn Progress) -> Result<EntryLock, String> {
+        use nix::fcntl::{Flock, FlockArg};
+        let path = PathBuf::from(format!("{}.lock", entry.display()));
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        };
+        let failed = |e: nix::errno::Errno| format!("cannot lock {}: {e}", path.display());
+        match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(EntryLock { _lock: l }),
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+                progress.message(&format!(
+                    "waiting for another kspec building {}",
+                    entry.display()
+                ));
+                Flock::lock(file, FlockArg::LockExclusive)
+                    .map(|l| EntryLock { _lock: l })
+                    .map_err(|(_, e)| failed(e))
+            }
+            Err((_, e)) => Err(failed(e)),
+        }
     }
 }
 
@@ -132,4 +171,35 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_second_holder_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache {
+            root: dir.path().to_owned(),
+        };
+        let entry = cache.dir(&["kernels", "x-1"]).unwrap();
+        let first = cache.lock(&entry, &crate::image::Quiet).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (c, e) = (cache.clone(), entry.clone());
+        let waiter = std::thread::spawn(move || {
+            let _second = c.lock(&e, &crate::image::Quiet).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the second lock was granted while the first was held"
+        );
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the second lock after the first was dropped");
+        waiter.join().unwrap();
+    }
 }

@@ -84,6 +84,7 @@ pub fn build(
 ) -> Result<BuiltKernel, String> {
     let key = cache_key(kernel, &src.identity, fragments_dir, tc)?;
     let out = cache.dir(&["kernels", &format!("{}-{key}", kernel.name)])?;
+    let _lock = cache.lock(&out, progress)?;
     // Always out of tree: one unpacked source serves several configurations (a debug variant),
     // and a developer's own tree is never written to.
     let build_dir = out.join("build");

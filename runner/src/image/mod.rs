@@ -154,6 +154,7 @@ pub fn build_images(
         let initramfs = cache
             .dir(&["images"])?
             .join(format!("{}-{key}.cpio", k.name));
+        let _lock = cache.lock(&initramfs, progress)?;
         if !initramfs.is_file() {
             let inputs = initramfs::BaseInputs {
                 busybox,

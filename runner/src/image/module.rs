@@ -42,6 +42,7 @@ pub fn build(
         .dir("src", module_src, &is_module_source)?
         .finish();
     let dir = cache.dir(&["modules", &format!("{kname}-{key}")])?;
+    let _lock = cache.lock(&dir, progress)?;
     let file = format!("{name}.ko");
     let ko = dir.join(&file);
     if ko.is_file() {

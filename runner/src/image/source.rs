@@ -91,6 +91,7 @@ pub fn obtain(
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let unpacked = cache.dir(&["downloads", &format!("{name}.root")])?;
+            let lock = cache.lock(&unpacked, progress)?;
             let tarball = unpacked.join(format!("usr/src/{package}.tar.xz"));
             if !tarball.is_file() {
                 progress.message(&format!("unpacking {}", deb.display()));
@@ -98,6 +99,7 @@ pub fn obtain(
                 c.arg("-x").arg(&deb).arg(&unpacked);
                 run_logged(c, &unpacked.with_extension("log"), "dpkg-deb -x", &|_| {})?;
             }
+            drop(lock);
             extract(&tarball, &name, cache, progress)
         }
         Source::Tarball { url, check } => {
@@ -145,6 +147,7 @@ fn download_tarball(
     let dir = cache.dir(&["downloads"])?;
     let name = tarball_name(url);
     let dl = dir.join(name);
+    let _lock = cache.lock(&dl, progress)?;
     let verified = dir.join(format!("{name}.sha256"));
     let log = dir.join(format!("{name}.log"));
     if dl.is_file()
@@ -291,6 +294,7 @@ fn extract(
 ) -> Result<SourceTree, String> {
     let base = cache.dir(&["src"])?;
     let dir = base.join(id);
+    let _lock = cache.lock(&dir, progress)?;
     let stamp = base.join(format!("{id}.ok"));
     if !stamp.is_file() {
         progress.message(&format!("unpacking {}", tarball.display()));
@@ -369,6 +373,8 @@ fn download_deb(
     progress: &dyn Progress,
 ) -> Result<PathBuf, String> {
     let dl = cache.dir(&["downloads"])?;
+    let apt = cache.dir(&["apt", suite])?;
+    let _lock = cache.lock(&apt, progress)?;
     if let Some(deb) = find_deb(package, cache) {
         return Ok(deb);
     }
@@ -376,7 +382,6 @@ fn download_deb(
     progress.message(&format!(
         "downloading {package} from {suite} (private apt configuration)"
     ));
-    let apt = cache.dir(&["apt", suite])?;
     for d in ["lists/partial", "cache/archives/partial"] {
         std::fs::create_dir_all(apt.join(d)).map_err(|e| format!("{}: {e}", apt.display()))?;
     }

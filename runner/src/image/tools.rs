@@ -33,6 +33,7 @@ pub fn build(repo: &Path, cache: &Cache, progress: &dyn Progress) -> Result<Gues
     }
     let key = key.str("cargo", &cargo_version()).finish();
     let dir = cache.dir(&["tools", &key])?;
+    let _lock = cache.lock(&dir, progress)?;
     let tools = GuestTools {
         kchanctl: dir.join(PACKAGES[0]),
         agent: dir.join(PACKAGES[1]),
