@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use super::event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
-use super::ledger::Ledger;
+use super::ledger::{Ledger, StepRef};
 use super::step::{execute, gap_failure, vm_failure, StepEnv, StepPlace};
 use crate::image::initramfs::{self, MODULE_PATH};
 use crate::image::Image;
@@ -442,17 +442,22 @@ fn run_case(
         }
     }
     // A failed case may leave background commands running: stop them before the next case.
-    for (_, id) in backgrounds.drain() {
-        if g.vm
-            .finish_background(
-                id,
-                Some(nix::sys::signal::Signal::SIGKILL as i32),
-                Duration::from_secs(5),
-            )
-            .is_err()
-        {
+    // Their kernel log still goes through the ledger (the case has failed already, but a
+    // report there marks the kernel as damaged).
+    let kill = Some(nix::sys::signal::Signal::SIGKILL as i32);
+    for (name, id) in backgrounds.drain() {
+        let Ok(out) = g.vm.finish_background(id, kill, Duration::from_secs(5)) else {
             break;
-        }
+        };
+        let _ = g.ledger.close_gap(out.start.before, out.start.taint);
+        let cleanup = StepRef {
+            label: format!("kill {name} (cleanup)"),
+            line: 0,
+            allow: vec![],
+        };
+        let _ =
+            g.ledger
+                .finish_background(&name, cleanup, &out.end.during, out.end.result.taint_after);
     }
     result
 }
