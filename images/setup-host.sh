@@ -15,6 +15,7 @@ PACKAGES=(
   make gcc flex bison bc cpio kmod xz-utils libelf-dev libssl-dev
   "clang-$LLVM_VERSION" "lld-$LLVM_VERSION" "llvm-$LLVM_VERSION" "libclang1-$LLVM_VERSION" "libclang-$LLVM_VERSION-dev"
   qemu-system-x86 busybox-static
+  curl gnupg
 )
 
 # --- platform checks ---------------------------------------------------------------------------

@@ -103,8 +103,15 @@ pub fn obtain(
             extract(&tarball, &name, cache, progress)
         }
         Source::Tarball { url, check } => {
-            let dl = download_tarball(url, check, cache, progress)?;
-            extract(&dl, &tarball_identity(url, check), cache, progress)
+            let id = tarball_identity(url, check);
+            // A tree unpacked (and so verified) before needs no download.
+            if let Some(tree) = unpacked(&id, cache)? {
+                return Ok(tree);
+            }
+            let mirror = std::env::var("KSPEC_KERNEL_MIRROR").ok();
+            let url = mirrored(url, mirror.as_deref());
+            let dl = download_tarball(&url, check, cache, progress)?;
+            extract(&dl, &id, cache, progress)
         }
     }
 }
@@ -122,6 +129,16 @@ pub fn tarball_identity(url: &str, check: &TarballCheck) -> String {
     }
 }
 
+/// `url` through the mirror in `KSPEC_KERNEL_MIRROR`, if set: the part after kernel.org's
+/// `/pub/linux/kernel/` is appended to the mirror's base URL. The checks stay the same.
+pub fn mirrored(url: &str, mirror: Option<&str>) -> String {
+    const TREE: &str = "/pub/linux/kernel/";
+    match (mirror.filter(|m| !m.is_empty()), url.find(TREE)) {
+        (Some(m), Some(i)) => format!("{}/{}", m.trim_end_matches('/'), &url[i + TREE.len()..]),
+        _ => url.to_owned(),
+    }
+}
+
 fn tarball_name(url: &str) -> &str {
     url.rsplit('/')
         .next()
@@ -132,7 +149,20 @@ fn tarball_name(url: &str) -> &str {
 fn fetch(url: &str, to: &Path, log: &Path) -> Result<(), String> {
     let part = to.with_extension("part");
     let mut c = Command::new("curl");
-    c.args(["-fsSL", "--retry", "3", "-o"]).arg(&part).arg(url);
+    // A stalled mirror fails in a minute instead of hanging until the job dies: connect
+    // within 20 s, never slower than 1 KiB/s for 60 s, three more tries.
+    c.args(["-fsSL", "--connect-timeout", "20", "--speed-limit", "1024"])
+        .args([
+            "--speed-time",
+            "60",
+            "--retry",
+            "3",
+            "--retry-delay",
+            "2",
+            "-o",
+        ])
+        .arg(&part)
+        .arg(url);
     run_logged(c, log, &format!("download {url}"), &|_| {})?;
     std::fs::rename(&part, to).map_err(|e| format!("{}: {e}", to.display()))
 }
@@ -212,11 +242,23 @@ fn signed_sha256(
         "gpg: fetching the kernel.org checksum key",
         &|_| {},
     )?;
+    let text = verified_plaintext(&home, &sums, fingerprint)?;
+    sha_for(&text, name).ok_or_else(|| format!("{base}/sha256sums.asc lists no {name}"))
+}
+
+/// The text that a valid signature by `fingerprint` covers in the clearsigned file `signed`,
+/// as gpg itself prints it: whatever else the file holds (a line put before the signed
+/// message, after the signature) is not part of it.
+pub fn verified_plaintext(home: &Path, signed: &Path, fingerprint: &str) -> Result<String, String> {
+    let plain = signed.with_extension("verified");
+    let _ = std::fs::remove_file(&plain);
     let out = Command::new("gpg")
         .arg("--homedir")
-        .arg(&home)
-        .args(["--batch", "--status-fd", "1", "--verify"])
-        .arg(&sums)
+        .arg(home)
+        .args(["--batch", "--yes", "--status-fd", "1", "--output"])
+        .arg(&plain)
+        .arg("--decrypt")
+        .arg(signed)
         .output()
         .map_err(|e| format!("cannot run gpg: {e}"))?;
     let status = String::from_utf8_lossy(&out.stdout);
@@ -226,25 +268,27 @@ fn signed_sha256(
         .and_then(|rest| rest.split_whitespace().last())
         .map(str::to_ascii_uppercase);
     if !out.status.success() || signer.as_deref() != Some(fingerprint) {
+        let _ = std::fs::remove_file(&plain);
         return Err(format!(
             "{}: signature not valid or not by {fingerprint} (gpg: {})",
-            sums.display(),
+            signed.display(),
             String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .last()
                 .unwrap_or("")
         ));
     }
-    let text = std::fs::read_to_string(&sums).map_err(|e| format!("{}: {e}", sums.display()))?;
-    sha_for(&text, name).ok_or_else(|| format!("{base}/sha256sums.asc lists no {name}"))
+    let text = std::fs::read_to_string(&plain).map_err(|e| format!("{}: {e}", plain.display()));
+    let _ = std::fs::remove_file(&plain);
+    text
 }
 
-/// The hash of `name` in the signed part of a clearsigned sha256sums file.
-pub fn sha_for(clearsigned: &str, name: &str) -> Option<String> {
-    let body = clearsigned.split("-----BEGIN PGP SIGNATURE-----").next()?;
-    body.lines().find_map(|l| {
+/// The hash of `name` in verified sha256sums text (`<sha256>  <file>` lines).
+pub fn sha_for(plaintext: &str, name: &str) -> Option<String> {
+    plaintext.lines().find_map(|l| {
         let (sha, file) = l.split_once(char::is_whitespace)?;
-        (file.trim() == name && sha.len() == 64).then(|| sha.to_ascii_lowercase())
+        (file.trim() == name && sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| sha.to_ascii_lowercase())
     })
 }
 
@@ -286,6 +330,16 @@ fn dpkg_version(package: &str) -> Option<String> {
 }
 
 /// Unpack a tarball once into the cache; the tree is reused by every build of that source.
+/// The tree `id` if it was unpacked completely before.
+fn unpacked(id: &str, cache: &Cache) -> Result<Option<SourceTree>, String> {
+    let base = cache.dir(&["src"])?;
+    Ok(base.join(format!("{id}.ok")).is_file().then(|| SourceTree {
+        dir: base.join(id),
+        identity: id.to_owned(),
+        external: false,
+    }))
+}
+
 fn extract(
     tarball: &Path,
     id: &str,
@@ -429,22 +483,100 @@ fn download_deb(
 mod tests {
     use super::*;
 
-    #[test]
-    fn sums_are_read_from_the_signed_part_only() {
-        let asc = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n\
-            0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  linux-6.12.117.tar.xz\n\
-            1111111111111111111111111111111111111111111111111111111111111111  linux-6.12.117.tar.gz\n\
-            -----BEGIN PGP SIGNATURE-----\n\
-            2222222222222222222222222222222222222222222222222222222222222222  linux-7.0.tar.xz\n";
-        assert_eq!(
-            sha_for(asc, "linux-6.12.117.tar.xz").unwrap(),
-            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-        );
+    const GOOD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const EVIL: &str = "6666666666666666666666666666666666666666666666666666666666666666";
+
+    fn gpg(home: &Path, args: &[&str]) -> std::process::Output {
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("gpg (images/setup-host.sh installs gnupg)");
         assert!(
-            sha_for(asc, "linux-7.0.tar.xz").is_none(),
-            "lines after the signature are not signed"
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert!(sha_for(asc, "linux-6.12.tar.xz").is_none());
+        out
+    }
+
+    /// A throwaway key signs a sums file; the hash must come from what the signature covers.
+    #[test]
+    fn the_hash_comes_only_from_what_the_signature_covers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("gnupg");
+        std::fs::create_dir(&home).unwrap();
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        gpg(
+            &home,
+            &[
+                "--quick-gen-key",
+                "kspec test <test@invalid>",
+                "ed25519",
+                "sign",
+                "1d",
+            ],
+        );
+        let listed = gpg(&home, &["--with-colons", "--list-keys"]);
+        let fpr = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("fpr:")
+                    .map(|r| r.trim_matches(':').to_owned())
+            })
+            .unwrap();
+        let sums = dir.path().join("sums");
+        std::fs::write(&sums, format!("{GOOD}  linux-9.9.tar.xz\n")).unwrap();
+        let asc = dir.path().join("sums.asc");
+        gpg(
+            &home,
+            &[
+                "--clearsign",
+                "--output",
+                asc.to_str().unwrap(),
+                sums.to_str().unwrap(),
+            ],
+        );
+        let signed = std::fs::read_to_string(&asc).unwrap();
+
+        let text = verified_plaintext(&home, &asc, &fpr).unwrap();
+        assert_eq!(sha_for(&text, "linux-9.9.tar.xz").as_deref(), Some(GOOD));
+
+        // gpg ignores text around the signed message, so the signature still verifies: the
+        // hash must still be the signed one.
+        let evil = dir.path().join("evil.asc");
+        std::fs::write(
+            &evil,
+            format!("{EVIL}  linux-9.9.tar.xz\n{signed}{EVIL}  linux-9.9.tar.xz\n"),
+        )
+        .unwrap();
+        let text = verified_plaintext(&home, &evil, &fpr).unwrap();
+        assert_eq!(sha_for(&text, "linux-9.9.tar.xz").as_deref(), Some(GOOD));
+
+        // A changed signed line, or another signer, is refused.
+        let forged = dir.path().join("forged.asc");
+        std::fs::write(&forged, signed.replace(GOOD, EVIL)).unwrap();
+        assert!(verified_plaintext(&home, &forged, &fpr).is_err());
+        let other = "0000000000000000000000000000000000000000";
+        assert!(verified_plaintext(&home, &asc, other).is_err());
+    }
+
+    #[test]
+    fn a_mirror_replaces_the_host_and_keeps_the_path() {
+        let u = "https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.12.117.tar.xz";
+        assert_eq!(
+            mirrored(u, Some("http://127.0.0.1:8080/kernel/")),
+            "http://127.0.0.1:8080/kernel/v6.x/linux-6.12.117.tar.xz"
+        );
+        assert_eq!(mirrored(u, None), u);
+        assert_eq!(mirrored(u, Some("")), u);
+        assert_eq!(
+            mirrored("https://h/other.tar.xz", Some("http://m")),
+            "https://h/other.tar.xz"
+        );
     }
 
     #[test]
