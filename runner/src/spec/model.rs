@@ -404,14 +404,19 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
-pub fn parse_size(s: &str) -> Option<u64> {
+/// "4MiB" -> (4.0, "MiB"): a decimal number and the unit after it.
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim() {
+    Some((num.parse().ok()?, unit.trim()))
+}
+
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (n, unit) = number_and_unit(s)?;
+    let mult: f64 = match unit {
         "" | "B" => 1.0,
         "KiB" => 1024.0,
         "MiB" => 1024.0 * 1024.0,
@@ -436,13 +441,8 @@ pub fn format_size(b: u64) -> String {
 }
 
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
+    let (n, unit) = number_and_unit(s)?;
+    let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" | "min" => n * 60.0,

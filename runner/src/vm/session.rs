@@ -306,9 +306,15 @@ impl Vm {
         Ok((end, stdout, stderr))
     }
 
-    fn request(&mut self, req: &StepRequest, background: bool) -> Result<u32, VmError> {
+    /// Send `msg` under a new step id.
+    fn request(&mut self, msg: Msg) -> Result<u32, VmError> {
         let id = self.next_step;
         self.next_step += 1;
+        self.send(id, msg)?;
+        Ok(id)
+    }
+
+    fn request_run(&mut self, req: &StepRequest, background: bool) -> Result<u32, VmError> {
         let run = RunRequest {
             background,
             timeout_ms: req.timeout.as_millis() as u64,
@@ -321,16 +327,19 @@ impl Vm {
                 .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
                 .collect(),
         };
-        self.send(id, Msg::Run(run))?;
-        Ok(id)
+        self.request(Msg::Run(run))
     }
 
-    /// Run a foreground step; the agent kills it after `req.timeout`.
-    pub fn run(&mut self, req: &StepRequest) -> Result<StepOutput, VmError> {
-        let started = Instant::now();
-        let id = self.request(req, false)?;
+    /// The start and end frames of step `id`, with the output of step `output_of`.
+    fn collect(
+        &mut self,
+        id: u32,
+        output_of: u32,
+        bound: Duration,
+        started: Instant,
+    ) -> Result<StepOutput, VmError> {
         let start = self.wait_start(id)?;
-        let (end, stdout, stderr) = self.wait_end(id, id, req.timeout)?;
+        let (end, stdout, stderr) = self.wait_end(id, output_of, bound)?;
         Ok(StepOutput {
             start,
             end,
@@ -340,9 +349,16 @@ impl Vm {
         })
     }
 
+    /// Run a foreground step; the agent kills it after `req.timeout`.
+    pub fn run(&mut self, req: &StepRequest) -> Result<StepOutput, VmError> {
+        let started = Instant::now();
+        let id = self.request_run(req, false)?;
+        self.collect(id, id, req.timeout, started)
+    }
+
     /// Start a background step; returns its id (for `finish_background`) and its start.
     pub fn start_background(&mut self, req: &StepRequest) -> Result<(u32, Start), VmError> {
-        let id = self.request(req, true)?;
+        let id = self.request_run(req, true)?;
         let start = self.wait_start(id)?;
         Ok((id, start))
     }
@@ -355,39 +371,21 @@ impl Vm {
         timeout: Duration,
     ) -> Result<StepOutput, VmError> {
         let started = Instant::now();
-        let id = self.next_step;
-        self.next_step += 1;
-        self.send(
-            id,
-            Msg::Wait {
-                target,
-                signal: signal.unwrap_or(0) as u8,
-                timeout_ms: timeout.as_millis() as u64,
-            },
-        )?;
-        let start = self.wait_start(id)?;
-        let (end, stdout, stderr) = self.wait_end(id, target, timeout)?;
-        Ok(StepOutput {
-            start,
-            end,
-            stdout,
-            stderr,
-            elapsed: started.elapsed(),
-        })
+        let id = self.request(Msg::Wait {
+            target,
+            signal: signal.unwrap_or(0) as u8,
+            timeout_ms: timeout.as_millis() as u64,
+        })?;
+        self.collect(id, target, timeout, started)
     }
 
     /// Wait until the kernel log has been quiet for `quiet` (at most `max`): deferred reports
     /// (work items, timers, RCU callbacks) land before a verdict.
     pub fn settle(&mut self, quiet: Duration, max: Duration) -> Result<Settled, VmError> {
-        let id = self.next_step;
-        self.next_step += 1;
-        self.send(
-            id,
-            Msg::Settle {
-                quiet_ms: quiet.as_millis() as u32,
-                max_ms: max.as_millis() as u32,
-            },
-        )?;
+        let id = self.request(Msg::Settle {
+            quiet_ms: quiet.as_millis() as u32,
+            max_ms: max.as_millis() as u32,
+        })?;
         self.pump(Instant::now() + max + GRACE, |i| {
             i.has_settled(id) || i.error(id).is_some()
         })?;
