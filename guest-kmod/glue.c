@@ -64,6 +64,7 @@ static const struct proc_ops kchan_buffer_ops = {
  */
 static void kchan_vma_open(struct vm_area_struct *vma)
 {
+	/* A split or copy of a VMA that holds a reference: the module cannot be going. */
 	__module_get(THIS_MODULE);
 }
 
@@ -94,16 +95,25 @@ static int kchan_proc_mmap(struct file *file, struct vm_area_struct *vma)
 	int ret;
 
 	/*
+	 * try_module_get(), not __module_get(): an rmmod that has already decided to unload
+	 * waits in proc_remove() for this call to return, and a reference taken now would not
+	 * stop it, leaving the VMA's vm_ops pointing into freed module memory (found by the
+	 * fuzz spec's load/unload racer on two vCPUs). A module going away refuses the mmap.
+	 */
+	if (!try_module_get(THIS_MODULE))
+		return -ENODEV;
+	/*
 	 * VM_MAYSHARE, not VM_SHARED, tells MAP_SHARED apart: do_mmap() clears VM_SHARED for a
 	 * shared mapping of a read-only descriptor.
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	ret = kchan_mmap(vma, vma->vm_start, vma->vm_end, vma->vm_pgoff,
 			 !!(vma->vm_flags & VM_MAYSHARE));
-	if (ret)
-		return ret; /* a failed mmap() never calls close: no reference taken */
+	if (ret) {
+		module_put(THIS_MODULE); /* a failed mmap() never calls close */
+		return ret;
+	}
 	vma->vm_ops = &kchan_vm_ops;
-	__module_get(THIS_MODULE);
 	return 0;
 }
 
