@@ -227,6 +227,8 @@ extern "C" fn kchan_netlink_input(skb: *mut c_void) {
         STATS.netlink_errors.inc(); // not even a header: nothing to ack
         return;
     }
+    // Dropped at every return below: starts what the datagram asked for.
+    let mut bursts = Deferred(KVec::new());
     while rest.len() >= NLMSG_HDRLEN {
         let hdr = Header::parse(rest);
         let mlen = hdr.len as usize;
@@ -243,12 +245,14 @@ extern "C" fn kchan_netlink_input(skb: *mut c_void) {
             }
             return;
         }
-        handle(&Request {
+        if let Some(b) = handle(&Request {
             skb,
             port,
             hdr,
             msg: &rest[..mlen],
-        });
+        }) {
+            bursts.add(b);
+        }
         // Messages are 4-byte aligned; the last one may lack its padding.
         let step = ((mlen + 3) & !3).min(rest.len());
         rest = &rest[step..];
@@ -258,7 +262,9 @@ extern "C" fn kchan_netlink_input(skb: *mut c_void) {
     }
 }
 
-fn handle(req: &Request<'_>) {
+/// Handles one message and acks it; a burst it prepared is returned, to be started once the
+/// whole datagram is handled.
+fn handle(req: &Request<'_>) -> Option<Arc<burst::Burst>> {
     STATS.netlink_rx.inc();
     let wants_ack = req.hdr.flags & NLM_F_ACK != 0;
     match dispatch(req) {
@@ -266,8 +272,9 @@ fn handle(req: &Request<'_>) {
             if wants_ack {
                 ack(req.skb, req.msg.as_ptr(), 0);
             }
-            if let Outcome::Burst(b) = outcome {
-                burst::start(b);
+            match outcome {
+                Outcome::Burst(b) => Some(b),
+                Outcome::Done => None,
             }
         }
         Err(e) => {
@@ -275,6 +282,32 @@ fn handle(req: &Request<'_>) {
             if wants_ack {
                 ack(req.skb, req.msg.as_ptr(), e.to_errno());
             }
+            None
+        }
+    }
+}
+
+/// Bursts of one datagram, started after all its messages were handled: a burst started at
+/// once could fill the requester's queue (on another CPU) before the acks of the messages
+/// after it are queued, and those acks would be lost.
+struct Deferred(KVec<Arc<burst::Burst>>);
+
+impl Deferred {
+    fn add(&mut self, b: Arc<burst::Burst>) {
+        if self.0.reserve(1, GFP_KERNEL).is_err() {
+            // No memory to defer it: start it now rather than leak its slot.
+            burst::start(b);
+            return;
+        }
+        // Within the capacity just reserved: this push does not allocate, so cannot fail.
+        let _ = self.0.push(b, GFP_KERNEL);
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        for b in core::mem::replace(&mut self.0, KVec::new()) {
+            burst::start(b);
         }
     }
 }

@@ -280,8 +280,8 @@ enum NetlinkOp {
         /// Also print each reply's payload
         #[arg(long)]
         show_payload: bool,
-        /// After sending, hold the socket open SECS seconds without reading anything, then
-        /// exit 0 (a requester that never reads; replaces --wait)
+        /// After the replies of --wait, hold the socket open SECS seconds without reading
+        /// anything more, then exit 0 (a requester that stops reading)
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         stall: Option<Duration>,
     },

@@ -983,7 +983,7 @@ pub struct Craft {
     pub truncate: Option<usize>,
     pub wait: Duration,
     pub show_payload: bool,
-    /// Hold the socket this long without reading, instead of waiting for replies.
+    /// After the wait, hold the socket this long without reading.
     pub stall: Option<Duration>,
 }
 
@@ -1016,11 +1016,6 @@ pub fn cmd_send(unit: i32, c: &Craft, verbose: bool) -> Result<()> {
     if verbose {
         output::diag(&format!("netlink send: sent {sent} bytes"));
     }
-    if let Some(hold) = c.stall {
-        std::thread::sleep(hold);
-        drop(sock);
-        return Ok(());
-    }
     let mut buf = vec![0u8; RECV_BUF];
     let deadline = deadline_after(c.wait);
     loop {
@@ -1050,6 +1045,9 @@ pub fn cmd_send(unit: i32, c: &Craft, verbose: bool) -> Result<()> {
             }
             Err(e) => output::line(&format!("reply: malformed {n} bytes: {e}"))?,
         }
+    }
+    if let Some(hold) = c.stall {
+        std::thread::sleep(hold);
     }
     Ok(())
 }
