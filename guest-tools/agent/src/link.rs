@@ -14,6 +14,10 @@ use nix::sys::termios;
 
 pub struct Link {
     port: File,
+    /// The same port opened blocking, for writing: a tty holds its write lock for a whole
+    /// blocking write(), so each frame goes out in one piece even if someone re-created the
+    /// device node and writes into it too (their bytes land between frames, and are dropped).
+    writer: File,
     decoder: Decoder,
     /// Frames not yet encoded, and the bytes of the one being written.
     frames: VecDeque<(u32, Msg)>,
@@ -44,10 +48,15 @@ impl Link {
         if unsafe { libc::tcsetattr(port.as_raw_fd(), libc::TCSANOW, &raw) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
+        let writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)?;
         // Nobody else may write into the protocol: without its node the port cannot be opened.
         let _ = std::fs::remove_file(path);
         Ok(Link {
             port,
+            writer,
             decoder: Decoder::new(),
             frames: VecDeque::new(),
             queued_bytes: 0,
@@ -111,17 +120,14 @@ impl Link {
     }
 
     /// Write what the port takes now.
+    /// Write whole frames, each in one blocking write(), about 4 KiB per call (the poll loop
+    /// calls again when the port has room): a frame blocks the agent for at most ~10 ms.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        while !self.out.is_empty() || self.next_frame() {
-            let (a, _) = self.out.as_slices();
-            match (&self.port).write(a) {
-                Ok(n) => {
-                    self.out.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let mut written = 0;
+        while written < 4096 && self.next_frame() {
+            let frame: Vec<u8> = self.out.drain(..).collect();
+            (&self.writer).write_all(&frame)?;
+            written += frame.len();
         }
         Ok(())
     }

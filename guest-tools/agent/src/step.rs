@@ -14,8 +14,8 @@ use crate::cgroup::{Cgroup, Pool};
 use crate::link::Link;
 use crate::reap;
 
-/// Largest data chunk in one Output frame.
-const CHUNK: usize = 16 * 1024;
+/// Largest data chunk in one Output frame (a frame is written in one blocking call).
+const CHUNK: usize = 4 * 1024;
 
 pub struct Pipe {
     file: Option<File>,
