@@ -69,9 +69,9 @@ impl Pool {
         })
     }
 
-    /// The step is over and its cgroup killed: keep it for the next step if it is empty.
+    /// The step is over and its cgroup killed (Step::finish): keep it for the next step if
+    /// it is empty.
     pub fn release(&mut self, cg: Cgroup) {
-        cg.kill();
         if self.reuse && cg.resettable && !cg.populated() {
             self.idle.push(cg.dir.clone());
         } else {

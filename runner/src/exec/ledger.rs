@@ -6,11 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::splat::{self, Class, Report, ReportParser};
+use super::splat::{self, Class, Report, ReportParser, EXPECTED_TAINT};
 use crate::vm::{KmsgBatch, KmsgRecord};
-
-/// Taint bits every run of an out-of-tree, unsigned module has: O (4096) and E (8192).
-const EXPECTED_TAINT: u64 = (1 << 12) | (1 << 13);
 
 /// Who the kernel log belongs to right now.
 #[derive(Debug, Clone)]
@@ -114,9 +111,7 @@ impl Ledger {
                 )
             });
         }
-        if let Some(bits) =
-            splat::unexplained_taint(before | EXPECTED_TAINT, taint_to, &self.explained, allow)
-        {
+        if let Some(bits) = splat::unexplained_taint(before, taint_to, &self.explained, allow) {
             fail(
                 format!(
                     "kernel became tainted: {} (tainted {before} -> {taint_to})",

@@ -12,7 +12,7 @@
 use crate::vm::KmsgRecord;
 
 /// Taint bits every kchan run has: O (out-of-tree module, 4096) and E (unsigned module, 8192).
-const EXPECTED_TAINT: u64 = (1 << 12) | (1 << 13);
+pub const EXPECTED_TAINT: u64 = (1 << 12) | (1 << 13);
 
 /// Taint letters by bit, as in Documentation/admin-guide/tainted-kernels.rst.
 const TAINT_LETTERS: &str = "PFSRMBUDAWCIOELKXTN";

@@ -67,7 +67,6 @@ pub struct Inbox {
     history: VecDeque<KmsgRecord>,
     /// Set once the stream cannot be trusted (a corrupt or missing frame); stays set.
     pub broken: Option<String>,
-    pub frames: u64,
 }
 
 impl Inbox {
@@ -97,7 +96,6 @@ impl Inbox {
                         ));
                     }
                     self.seq = Some(f.seq);
-                    self.frames += 1;
                     self.handle(f.step, f.msg);
                 }
             }

@@ -127,8 +127,6 @@ pub struct Vm {
     pub guest_ready_uptime: f64,
     /// CPUs the guest has online.
     pub cpus: u32,
-    /// Bytes received from the protocol port (for throughput figures).
-    pub bytes_in: u64,
 }
 
 impl Vm {
@@ -185,7 +183,6 @@ impl Vm {
             boot_time: Duration::ZERO,
             guest_ready_uptime: 0.0,
             cpus: 0,
-            bytes_in: 0,
         };
         match vm.pump(Instant::now() + cfg.boot_timeout, |i| i.ready.is_some()) {
             Ok(()) => {}
@@ -266,7 +263,6 @@ impl Vm {
             match self.rx.recv_timeout(limit - now) {
                 Ok(chunk) => {
                     self.last_rx = Instant::now();
-                    self.bytes_in += chunk.len() as u64;
                     self.inbox.push(&chunk);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
