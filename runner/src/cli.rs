@@ -159,6 +159,24 @@ pub fn print_keys(kernel: Option<&str>, kernel_src: Option<PathBuf>) -> u8 {
     }
 }
 
+pub fn fetch_sources(kernel: Option<&str>, kernel_src: Option<PathBuf>) -> u8 {
+    let (repo, kernels) = match checkout_and_kernels(kernel) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let refs: Vec<&image::Kernel> = kernels.iter().collect();
+    let progress = StderrProgress::default();
+    match image::fetch_sources(&repo, &refs, kernel_src.as_deref(), &progress) {
+        Ok(trees) => {
+            for (k, tree) in kernels.iter().zip(trees) {
+                println!("{}: {}", k.name, tree.display());
+            }
+            0
+        }
+        Err(e) => err(EXIT_ENV, e),
+    }
+}
+
 pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> u8 {
     let started = std::time::Instant::now();
     let (repo, kernels) = match checkout_and_kernels(kernel) {

@@ -33,8 +33,11 @@ enum Cmd {
         #[arg(short = 'j', long, default_value_t = 0)]
         jobs: usize,
         /// Only print each kernel's cache key (what CI caches the build under) and exit.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fetch_only")]
         print_key: bool,
+        /// Only fetch, verify and unpack each kernel's source; print the tree's path.
+        #[arg(long)]
+        fetch_only: bool,
     },
     /// Run spec files (default: specs/) in VMs.
     Run(cli::RunArgs),
@@ -73,8 +76,14 @@ fn main() -> ExitCode {
         Cmd::Build {
             kernel,
             kernel_src,
+            fetch_only: true,
+            ..
+        } => cli::fetch_sources(kernel.as_deref(), kernel_src),
+        Cmd::Build {
+            kernel,
+            kernel_src,
             jobs,
-            print_key: false,
+            ..
         } => cli::build(kernel.as_deref(), kernel_src, jobs),
         Cmd::Run(args) => cli::run(args),
         Cmd::Check { paths } => cli::check(&paths),

@@ -9,6 +9,7 @@ pub mod module;
 pub mod progress;
 mod run;
 pub mod source;
+pub mod tarball;
 pub mod toolchain;
 pub mod tools;
 
@@ -60,6 +61,11 @@ impl Repo {
 
     pub fn kernel_list(&self) -> Result<KernelList, String> {
         KernelList::load(&self.root.join("images/kernels.yaml"))
+    }
+
+    /// The public keys `signed_by` fingerprints in the kernel list name.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("images/keys")
     }
 
     pub fn specs_dir(&self) -> PathBuf {
@@ -122,7 +128,7 @@ pub fn build_images(
             Some(p) => Source::Path(p.clone()),
             None => k.effective_source().clone(),
         };
-        let tree = source::obtain(&source, &cache, progress)?;
+        let tree = source::obtain(&source, &repo.keys_dir(), &cache, progress)?;
         let built = kernel::build(
             k,
             &tree,
@@ -188,6 +194,27 @@ pub fn build_images(
         });
     }
     Ok(images)
+}
+
+/// Fetch, verify and unpack the source trees of `kernels` (what `kspec build --fetch-only`
+/// does): the tree of each, in order, without building anything.
+pub fn fetch_sources(
+    repo: &Repo,
+    kernels: &[&Kernel],
+    kernel_src: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Vec<PathBuf>, String> {
+    let cache = Cache::from_env()?;
+    kernels
+        .iter()
+        .map(|k| {
+            let source = match kernel_src {
+                Some(p) => Source::Path(p.to_owned()),
+                None => k.effective_source().clone(),
+            };
+            source::obtain(&source, &repo.keys_dir(), &cache, progress).map(|t| t.dir)
+        })
+        .collect()
 }
 
 /// The cache key each kernel's build would have, without building (for CI caches).

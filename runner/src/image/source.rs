@@ -1,14 +1,15 @@
 //! Kernel sources: an installed Debian linux-source package, one from another Debian suite
-//! (downloaded with a private apt configuration that reuses this machine's mirror), a tarball
-//! checked against its sha256, or a local tree.
+//! (downloaded with a private apt configuration that reuses this machine's mirror), a verified
+//! release tarball (tarball.rs), or a local tree. Trees are unpacked once into the cache.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::cache::{sha256_file, Cache};
-use super::kernels::{Source, TarballCheck};
+use super::cache::Cache;
+use super::kernels::Source;
 use super::progress::Progress;
 use super::run::run_logged;
+use super::tarball;
 
 /// A source tree ready to configure, and the identity that keys everything built from it.
 pub struct SourceTree {
@@ -36,7 +37,7 @@ pub fn identity(source: &Source, cache: &Cache) -> Result<String, String> {
         } => find_deb(package, cache)
             .and_then(|d| d.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .ok_or_else(|| format!("{package} is not downloaded yet: run `kspec build` once")),
-        Source::Tarball { url, check } => Ok(tarball_identity(url, check)),
+        Source::Tarball { url, check } => Ok(tarball::identity(url, check)),
     }
 }
 
@@ -58,8 +59,11 @@ fn find_deb(package: &str, cache: &Cache) -> Option<PathBuf> {
     debs.pop()
 }
 
+/// The tree of `source`, fetched and unpacked if it is not in the cache yet. `keys` holds the
+/// public keys that `signed_by` fingerprints name.
 pub fn obtain(
     source: &Source,
+    keys: &Path,
     cache: &Cache,
     progress: &dyn Progress,
 ) -> Result<SourceTree, String> {
@@ -103,193 +107,17 @@ pub fn obtain(
             extract(&tarball, &name, cache, progress)
         }
         Source::Tarball { url, check } => {
-            let id = tarball_identity(url, check);
+            let id = tarball::identity(url, check);
             // A tree unpacked (and so verified) before needs no download.
             if let Some(tree) = unpacked(&id, cache)? {
                 return Ok(tree);
             }
             let mirror = std::env::var("KSPEC_KERNEL_MIRROR").ok();
-            let url = mirrored(url, mirror.as_deref());
-            let dl = download_tarball(&url, check, cache, progress)?;
+            let url = tarball::mirrored(url, mirror.as_deref());
+            let dl = tarball::download(&url, check, keys, cache, progress)?;
             extract(&dl, &id, cache, progress)
         }
     }
-}
-
-/// Release tarballs never change: the file name (or the pinned sha256) identifies the tree.
-pub fn tarball_identity(url: &str, check: &TarballCheck) -> String {
-    match check {
-        TarballCheck::Sha256(sha) => format!("tarball-{}", &sha[..16]),
-        TarballCheck::SignedSums { .. } => format!(
-            "tarball-{}",
-            tarball_name(url)
-                .trim_end_matches(".tar.xz")
-                .trim_end_matches(".tar.gz")
-        ),
-    }
-}
-
-/// `url` through the mirror in `KSPEC_KERNEL_MIRROR`, if set: the part after kernel.org's
-/// `/pub/linux/kernel/` is appended to the mirror's base URL. The checks stay the same.
-pub fn mirrored(url: &str, mirror: Option<&str>) -> String {
-    const TREE: &str = "/pub/linux/kernel/";
-    match (mirror.filter(|m| !m.is_empty()), url.find(TREE)) {
-        (Some(m), Some(i)) => format!("{}/{}", m.trim_end_matches('/'), &url[i + TREE.len()..]),
-        _ => url.to_owned(),
-    }
-}
-
-fn tarball_name(url: &str) -> &str {
-    url.rsplit('/')
-        .next()
-        .filter(|f| !f.is_empty())
-        .unwrap_or("linux.tar.xz")
-}
-
-fn fetch(url: &str, to: &Path, log: &Path) -> Result<(), String> {
-    let part = to.with_extension("part");
-    let mut c = Command::new("curl");
-    // A stalled mirror fails in a minute instead of hanging until the job dies: connect
-    // within 20 s, never slower than 1 KiB/s for 60 s, three more tries.
-    c.args(["-fsSL", "--connect-timeout", "20", "--speed-limit", "1024"])
-        .args([
-            "--speed-time",
-            "60",
-            "--retry",
-            "3",
-            "--retry-delay",
-            "2",
-            "-o",
-        ])
-        .arg(&part)
-        .arg(url);
-    run_logged(c, log, &format!("download {url}"), &|_| {})?;
-    std::fs::rename(&part, to).map_err(|e| format!("{}: {e}", to.display()))
-}
-
-/// Download (once) and verify a release tarball.
-fn download_tarball(
-    url: &str,
-    check: &TarballCheck,
-    cache: &Cache,
-    progress: &dyn Progress,
-) -> Result<PathBuf, String> {
-    let dir = cache.dir(&["downloads"])?;
-    let name = tarball_name(url);
-    let dl = dir.join(name);
-    let _lock = cache.lock(&dl, progress)?;
-    let verified = dir.join(format!("{name}.sha256"));
-    let log = dir.join(format!("{name}.log"));
-    if dl.is_file()
-        && std::fs::read_to_string(&verified)
-            .ok()
-            .is_some_and(|v| sha256_file(&dl).ok() == Some(v))
-    {
-        return Ok(dl);
-    }
-    let expected = match check {
-        TarballCheck::Sha256(sha) => sha.clone(),
-        TarballCheck::SignedSums { fingerprint } => {
-            signed_sha256(url, fingerprint, cache, progress, &log)?
-        }
-    };
-    progress.message(&format!("downloading {url}"));
-    fetch(url, &dl, &log)?;
-    let got = sha256_file(&dl)?;
-    if got != expected {
-        let _ = std::fs::remove_file(&dl);
-        return Err(format!(
-            "{url}: sha256 mismatch: expected {expected}, got {got}"
-        ));
-    }
-    std::fs::write(&verified, &got).map_err(|e| format!("{}: {e}", verified.display()))?;
-    Ok(dl)
-}
-
-/// The sha256 of `url` from kernel.org's clearsigned `sha256sums.asc` in the same directory,
-/// accepted only when gpg reports a valid signature by the key `fingerprint` (fetched by WKD).
-fn signed_sha256(
-    url: &str,
-    fingerprint: &str,
-    cache: &Cache,
-    progress: &dyn Progress,
-    log: &Path,
-) -> Result<String, String> {
-    let (base, name) = url
-        .rsplit_once('/')
-        .ok_or_else(|| format!("{url}: not a URL"))?;
-    let sums = cache
-        .dir(&["downloads"])?
-        .join(format!("{name}.sha256sums.asc"));
-    progress.message(&format!(
-        "fetching {base}/sha256sums.asc and checking its signature"
-    ));
-    fetch(&format!("{base}/sha256sums.asc"), &sums, log)?;
-    let home = cache.dir(&["gnupg"])?;
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
-    let mut locate = Command::new("gpg");
-    locate.arg("--homedir").arg(&home).args([
-        "--batch",
-        "--auto-key-locate",
-        "clear,wkd",
-        "--locate-external-keys",
-        "autosigner@kernel.org",
-    ]);
-    run_logged(
-        locate,
-        log,
-        "gpg: fetching the kernel.org checksum key",
-        &|_| {},
-    )?;
-    let text = verified_plaintext(&home, &sums, fingerprint)?;
-    sha_for(&text, name).ok_or_else(|| format!("{base}/sha256sums.asc lists no {name}"))
-}
-
-/// The text that a valid signature by `fingerprint` covers in the clearsigned file `signed`,
-/// as gpg itself prints it: whatever else the file holds (a line put before the signed
-/// message, after the signature) is not part of it.
-pub fn verified_plaintext(home: &Path, signed: &Path, fingerprint: &str) -> Result<String, String> {
-    let plain = signed.with_extension("verified");
-    let _ = std::fs::remove_file(&plain);
-    let out = Command::new("gpg")
-        .arg("--homedir")
-        .arg(home)
-        .args(["--batch", "--yes", "--status-fd", "1", "--output"])
-        .arg(&plain)
-        .arg("--decrypt")
-        .arg(signed)
-        .output()
-        .map_err(|e| format!("cannot run gpg: {e}"))?;
-    let status = String::from_utf8_lossy(&out.stdout);
-    let signer = status
-        .lines()
-        .find_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
-        .and_then(|rest| rest.split_whitespace().last())
-        .map(str::to_ascii_uppercase);
-    if !out.status.success() || signer.as_deref() != Some(fingerprint) {
-        let _ = std::fs::remove_file(&plain);
-        return Err(format!(
-            "{}: signature not valid or not by {fingerprint} (gpg: {})",
-            signed.display(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        ));
-    }
-    let text = std::fs::read_to_string(&plain).map_err(|e| format!("{}: {e}", plain.display()));
-    let _ = std::fs::remove_file(&plain);
-    text
-}
-
-/// The hash of `name` in verified sha256sums text (`<sha256>  <file>` lines).
-pub fn sha_for(plaintext: &str, name: &str) -> Option<String> {
-    plaintext.lines().find_map(|l| {
-        let (sha, file) = l.split_once(char::is_whitespace)?;
-        (file.trim() == name && sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| sha.to_ascii_lowercase())
-    })
 }
 
 fn local_tree(p: &Path) -> Result<SourceTree, String> {
@@ -362,8 +190,13 @@ fn extract(
             .arg("-C")
             .arg(&tmp)
             .arg("--strip-components=1");
-        run_logged(c, &base.join(format!("{id}.log")), "tar -x", &|_| {})?;
-        std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // A failed or interrupted unpack leaves nothing that looks like a tree.
+        let unpacked = run_logged(c, &base.join(format!("{id}.log")), "tar -x", &|_| {})
+            .and_then(|()| std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display())));
+        if let Err(e) = unpacked {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(format!("{}: {e}", tarball.display()));
+        }
         std::fs::write(&stamp, id).map_err(|e| format!("{}: {e}", stamp.display()))?;
     }
     Ok(SourceTree {
@@ -477,116 +310,4 @@ fn download_deb(
             log.display()
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    const EVIL: &str = "6666666666666666666666666666666666666666666666666666666666666666";
-
-    fn gpg(home: &Path, args: &[&str]) -> std::process::Output {
-        let out = Command::new("gpg")
-            .arg("--homedir")
-            .arg(home)
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .output()
-            .expect("gpg (images/setup-host.sh installs gnupg)");
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// A throwaway key signs a sums file; the hash must come from what the signature covers.
-    #[test]
-    fn the_hash_comes_only_from_what_the_signature_covers() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("gnupg");
-        std::fs::create_dir(&home).unwrap();
-        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-        gpg(
-            &home,
-            &[
-                "--quick-gen-key",
-                "kspec test <test@invalid>",
-                "ed25519",
-                "sign",
-                "1d",
-            ],
-        );
-        let listed = gpg(&home, &["--with-colons", "--list-keys"]);
-        let fpr = String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("fpr:")
-                    .map(|r| r.trim_matches(':').to_owned())
-            })
-            .unwrap();
-        let sums = dir.path().join("sums");
-        std::fs::write(&sums, format!("{GOOD}  linux-9.9.tar.xz\n")).unwrap();
-        let asc = dir.path().join("sums.asc");
-        gpg(
-            &home,
-            &[
-                "--clearsign",
-                "--output",
-                asc.to_str().unwrap(),
-                sums.to_str().unwrap(),
-            ],
-        );
-        let signed = std::fs::read_to_string(&asc).unwrap();
-
-        let text = verified_plaintext(&home, &asc, &fpr).unwrap();
-        assert_eq!(sha_for(&text, "linux-9.9.tar.xz").as_deref(), Some(GOOD));
-
-        // gpg ignores text around the signed message, so the signature still verifies: the
-        // hash must still be the signed one.
-        let evil = dir.path().join("evil.asc");
-        std::fs::write(
-            &evil,
-            format!("{EVIL}  linux-9.9.tar.xz\n{signed}{EVIL}  linux-9.9.tar.xz\n"),
-        )
-        .unwrap();
-        let text = verified_plaintext(&home, &evil, &fpr).unwrap();
-        assert_eq!(sha_for(&text, "linux-9.9.tar.xz").as_deref(), Some(GOOD));
-
-        // A changed signed line, or another signer, is refused.
-        let forged = dir.path().join("forged.asc");
-        std::fs::write(&forged, signed.replace(GOOD, EVIL)).unwrap();
-        assert!(verified_plaintext(&home, &forged, &fpr).is_err());
-        let other = "0000000000000000000000000000000000000000";
-        assert!(verified_plaintext(&home, &asc, other).is_err());
-    }
-
-    #[test]
-    fn a_mirror_replaces_the_host_and_keeps_the_path() {
-        let u = "https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.12.117.tar.xz";
-        assert_eq!(
-            mirrored(u, Some("http://127.0.0.1:8080/kernel/")),
-            "http://127.0.0.1:8080/kernel/v6.x/linux-6.12.117.tar.xz"
-        );
-        assert_eq!(mirrored(u, None), u);
-        assert_eq!(mirrored(u, Some("")), u);
-        assert_eq!(
-            mirrored("https://h/other.tar.xz", Some("http://m")),
-            "https://h/other.tar.xz"
-        );
-    }
-
-    #[test]
-    fn tarball_identity_is_stable() {
-        let c = TarballCheck::SignedSums {
-            fingerprint: "X".into(),
-        };
-        assert_eq!(
-            tarball_identity("https://h/v6.x/linux-6.12.117.tar.xz", &c),
-            "tarball-linux-6.12.117"
-        );
-    }
 }
