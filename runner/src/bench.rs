@@ -274,6 +274,7 @@ fn channel_figures(
 }
 
 pub fn bench(args: BenchArgs) -> u8 {
+    crate::cli::stop_vms_on_interrupt();
     match run_bench(&args) {
         Ok(()) => 0,
         Err((code, e)) => {

@@ -35,9 +35,12 @@ pub struct RunArgs {
     /// Write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// JSON lines on stdout instead of human output.
+    /// JSON lines on stdout instead of human output (GitHub annotations then go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON lines to this file, a line per case as it finishes.
+    #[arg(long)]
+    pub json_file: Option<PathBuf>,
     /// Guest memory in MiB (default: the kernel list's memory_mb, else 256).
     #[arg(long)]
     pub memory: Option<u32>,
@@ -260,11 +263,23 @@ pub fn run(args: RunArgs) -> u8 {
         )));
     }
     if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-        reporters.push(Box::new(Github::new(std::io::stdout())));
+        // The runner reads workflow commands from both streams; stdout stays pure JSON.
+        if args.json {
+            reporters.push(Box::new(Github::new(std::io::stderr())));
+        } else {
+            reporters.push(Box::new(Github::new(std::io::stdout())));
+        }
+    }
+    if let Some(p) = &args.json_file {
+        match std::fs::File::create(p) {
+            Ok(f) => reporters.push(Box::new(JsonLines::new(std::io::LineWriter::new(f)))),
+            Err(e) => return err(EXIT_ENV, format!("{}: {e}", p.display())),
+        }
     }
     if let Some(p) = &args.junit {
         reporters.push(Box::new(Junit::new(p.clone())));
     }
+    stop_vms_on_interrupt();
     let (tx, rx) = mpsc::channel::<Event>();
     let render = std::thread::spawn(move || {
         for ev in rx {
@@ -292,6 +307,23 @@ pub fn run(args: RunArgs) -> u8 {
     } else {
         code
     }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP (Ctrl-C, a cancelled CI job): stop every VM, remove their
+/// directories and exit 128+signal. Reports written so far (JUnit, JSON file) stay complete:
+/// they are rewritten after every case.
+pub fn stop_vms_on_interrupt() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let n = vm::live::stop_all();
+            eprintln!("kspec: interrupted (signal {sig}): stopped {n} VM(s) and removed their directories");
+            std::process::exit(128 + sig);
+        }
+    });
 }
 
 /// TCG boots take seconds; leave room for slow or loaded machines and debug kernels.

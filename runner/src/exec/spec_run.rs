@@ -53,6 +53,46 @@ pub fn vm_config(image: &Image, settings: &RunSettings, cpus: u32) -> VmConfig {
     }
 }
 
+/// Why the cases of `spec` will not run on `kernel`, as far as can be known before anything is
+/// built (for test harnesses that list cases as ignored up front): the version range, and the
+/// Kconfig symbols its fragments leave disabled. tinyconfig enables almost nothing, and the
+/// build verifies every fragment symbol, so this agrees with `unmet_requirements` unless a
+/// required symbol is only selected by another one.
+pub fn unmet_before_build(
+    spec: &LoadedSpec,
+    kernel: &crate::image::Kernel,
+    fragments: &[String],
+) -> Option<String> {
+    let r = &spec.spec.requires;
+    let mut set = std::collections::HashMap::new();
+    for text in fragments {
+        set.extend(crate::image::kernel::parse_fragment(text));
+    }
+    let missing: Vec<&str> = r
+        .kconfig
+        .iter()
+        .map(String::as_str)
+        .filter(|s| {
+            let sym = s.strip_prefix("CONFIG_").unwrap_or(s);
+            !matches!(set.get(sym).map(String::as_str), Some("y" | "m"))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "kernel {} lacks {} (its Kconfig fragments do not enable it)",
+            kernel.name,
+            missing.join(", ")
+        ));
+    }
+    match &r.kernel {
+        Some(req) if !version_matches(req, &kernel.version) => Some(format!(
+            "kernel {} does not satisfy {req}",
+            kernel.version
+        )),
+        _ => None,
+    }
+}
+
 /// Why the cases of `spec` cannot run on `image`, if they cannot.
 pub fn unmet_requirements(spec: &LoadedSpec, image: &Image) -> Option<String> {
     let r = &spec.spec.requires;

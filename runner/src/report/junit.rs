@@ -7,13 +7,26 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use super::Reporter;
 use crate::exec::{CaseReport, Event, Outcome};
 
+/// Rewritten (atomically) after every case, so a cancelled or timed-out run keeps what finished.
 pub struct Junit {
     path: PathBuf,
+    done: Vec<CaseReport>,
 }
 
 impl Junit {
     pub fn new(path: PathBuf) -> Self {
-        Junit { path }
+        Junit {
+            path,
+            done: Vec::new(),
+        }
+    }
+
+    fn write(&self, reports: &[CaseReport]) -> Result<(), String> {
+        let xml = render(reports)?;
+        let tmp = self.path.with_extension("xml.part");
+        std::fs::write(&tmp, xml)
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 }
 
@@ -57,10 +70,15 @@ pub fn render(reports: &[CaseReport]) -> Result<String, String> {
 }
 
 impl Reporter for Junit {
-    fn event(&mut self, _: &Event) {}
+    fn event(&mut self, ev: &Event) {
+        if let Event::CaseFinished(r) = ev {
+            self.done.push((**r).clone());
+            // A failed write is reported by finish(), which writes the same file again.
+            let _ = self.write(&self.done);
+        }
+    }
 
     fn finish(&mut self, reports: &[CaseReport]) -> Result<(), String> {
-        let xml = render(reports)?;
-        std::fs::write(&self.path, xml).map_err(|e| format!("{}: {e}", self.path.display()))
+        self.write(reports)
     }
 }

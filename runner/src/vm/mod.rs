@@ -3,6 +3,7 @@
 pub mod accel;
 pub mod inbox;
 pub mod kmsg;
+pub mod live;
 pub mod qemu;
 pub mod session;
 

@@ -120,6 +120,7 @@ pub struct Vm {
     next_step: u32,
     console: PathBuf,
     last_rx: Instant,
+    _live: super::live::Registration,
     _dir: tempfile::TempDir,
     /// Host time from spawning QEMU to the agent's ready frame.
     pub boot_time: Duration,
@@ -164,6 +165,7 @@ impl Vm {
         let reader = file
             .try_clone()
             .map_err(|e| boot_err(format!("pty: {e}")))?;
+        let live = super::live::register(process.child_pid.as_raw(), dir.path().to_owned());
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("kspec-console".into())
@@ -179,6 +181,7 @@ impl Vm {
             next_step: 1,
             console,
             last_rx: Instant::now(),
+            _live: live,
             _dir: dir,
             boot_time: Duration::ZERO,
             guest_ready_uptime: 0.0,

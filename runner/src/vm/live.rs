@@ -1,0 +1,48 @@
+//! Every VM this process runs, so that an interrupted run (Ctrl-C, a CI job's cancel) can stop
+//! each QEMU and remove its directory before exiting, instead of leaving them behind.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+struct Live {
+    id: u64,
+    pid: i32,
+    dir: PathBuf,
+}
+
+static LIVE: Mutex<(u64, Vec<Live>)> = Mutex::new((0, Vec::new()));
+
+/// A VM's entry in the registry, removed when dropped.
+pub struct Registration(u64);
+
+pub fn register(pid: i32, dir: PathBuf) -> Registration {
+    let mut l = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    l.0 += 1;
+    let id = l.0;
+    l.1.push(Live { id, pid, dir });
+    Registration(id)
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut l = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        l.1.retain(|v| v.id != self.0);
+    }
+}
+
+/// Kill every registered QEMU and remove its directory; how many there were. The registry is
+/// left locked empty-handed afterwards, so no VM that starts meanwhile is missed: its
+/// registration waits, and the caller exits.
+pub fn stop_all() -> usize {
+    let mut l = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let n = l.1.len();
+    for v in l.1.drain(..) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(v.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = std::fs::remove_dir_all(&v.dir);
+    }
+    std::mem::forget(l);
+    n
+}
