@@ -385,6 +385,23 @@ pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
     }
 }
 
+pub fn summary(paths: &[PathBuf]) -> u8 {
+    let mut texts = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(p) {
+            Ok(t) => texts.push((p.display().to_string(), t)),
+            Err(e) => return err(EXIT_ENV, format!("{}: {e}", p.display())),
+        }
+    }
+    match report::summary::markdown(&texts) {
+        Ok(md) => {
+            print!("{md}");
+            0
+        }
+        Err(e) => err(EXIT_INVALID, e),
+    }
+}
+
 pub fn matrix(local_only: bool) -> u8 {
     let repo = match Repo::locate() {
         Ok(r) => r,

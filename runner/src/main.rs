@@ -54,6 +54,11 @@ enum Cmd {
     },
     /// Measure boot, per-step overhead, warm build, the warm suite and every channel; one table.
     Bench(kspec::bench::BenchArgs),
+    /// Print a Markdown summary (specs by kernel, failed cases) of `run --json-file` reports.
+    Summary {
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of the spec format.
     Schema,
     /// Print the kernel list as a JSON matrix for CI.
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
             0
         }
         Cmd::Matrix { local } => cli::matrix(local),
+        Cmd::Summary { reports } => cli::summary(&reports),
     };
     ExitCode::from(code)
 }

@@ -5,110 +5,24 @@
 //! without a second request; every attack or failure is refused with a one-line cause and
 //! leaves nothing in the cache that a later run could mistake for a tree.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+use support::{sh, sums_line, Reply, Server, SigningKey};
 
 const TARBALL: &str = "linux-9.9.1.tar.xz";
 const KERNEL_DIR: &str = "/pub/linux/kernel/v9.x";
 const FAKE_HOST: &str = "https://kernel.invalid";
 
-/// What the mirror answers for one path.
-#[derive(Clone)]
-enum Reply {
-    Serve(Vec<u8>),
-    /// Promise the whole body, send half of it, close.
-    Truncate(Vec<u8>),
-    /// Send the headers and a few bytes, then nothing (until the client gives up).
-    Stall,
-}
-
-#[derive(Default)]
-struct Mirror {
-    routes: HashMap<String, Reply>,
-    requests: Vec<String>,
-}
-
-/// A loopback HTTP/1.0 server; its base URL stands in for kernel.org's /pub/linux/kernel.
-struct Server {
-    base: String,
-    state: Arc<Mutex<Mirror>>,
-}
-
-impl Server {
-    fn start(routes: HashMap<String, Reply>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}/mirror", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(Mirror {
-            routes,
-            requests: Vec::new(),
-        }));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let state = shared.clone();
-                std::thread::spawn(move || serve(conn, &state));
-            }
-        });
-        Server { base, state }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.state.lock().unwrap().requests.clone()
-    }
-}
-
-fn serve(mut conn: TcpStream, state: &Mutex<Mirror>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-    let reply = {
-        let mut s = state.lock().unwrap();
-        s.requests.push(path.clone());
-        s.routes.get(path.trim_start_matches("/mirror")).cloned()
-    };
-    let header = |len: usize| format!("HTTP/1.0 200 OK\r\nContent-Length: {len}\r\n\r\n");
-    let _ = match reply {
-        None => conn.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
-        Some(Reply::Serve(body)) => conn
-            .write_all(header(body.len()).as_bytes())
-            .and_then(|()| conn.write_all(&body)),
-        Some(Reply::Truncate(body)) => conn
-            .write_all(header(body.len()).as_bytes())
-            .and_then(|()| conn.write_all(&body[..body.len() / 2])),
-        Some(Reply::Stall) => {
-            let _ = conn.write_all(header(1 << 20).as_bytes());
-            let _ = conn.write_all(&[0u8; 16]);
-            std::thread::sleep(Duration::from_secs(120));
-            Ok(())
-        }
-    };
-}
-
-fn sh(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Everything one scenario needs: a fake checkout, a signing key, an empty cache.
 struct World {
     dir: tempfile::TempDir,
-    gnupg: PathBuf,
+    key: SigningKey,
     fingerprint: String,
     good: Vec<u8>,
     evil: Vec<u8>,
@@ -116,29 +30,12 @@ struct World {
 
 impl World {
     fn new() -> World {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let gnupg = dir.path().join("gnupg");
-        std::fs::create_dir(&gnupg).unwrap();
-        std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let gpg = |args: &[&str]| {
-            sh(Command::new("gpg")
-                .arg("--homedir")
-                .arg(&gnupg)
-                .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-                .args(args))
-        };
-        gpg(&["--quick-gen-key", "throwaway <t@invalid>", "ed25519", "sign", "1d"]);
-        let listed = String::from_utf8(gpg(&["--with-colons", "--list-keys"]).stdout).unwrap();
-        let fingerprint = listed
-            .lines()
-            .find_map(|l| l.strip_prefix("fpr:"))
-            .map(|r| r.trim_matches(':').to_owned())
-            .unwrap();
+        let key = SigningKey::new(dir.path());
+        let fingerprint = key.fingerprint.clone();
         let root = dir.path().join("checkout");
         std::fs::create_dir_all(root.join("images/keys")).unwrap();
-        let key = root.join(format!("images/keys/{fingerprint}.asc"));
-        gpg(&["--armor", "--output", key.to_str().unwrap(), "--export", &fingerprint]);
+        key.export(&root.join(format!("images/keys/{fingerprint}.asc")));
         std::fs::write(
             root.join("images/kernels.yaml"),
             format!(
@@ -153,7 +50,7 @@ impl World {
         let evil = fake_tarball(dir.path(), "evil", "rootkit\n");
         World {
             dir,
-            gnupg,
+            key,
             fingerprint,
             good,
             evil,
@@ -161,28 +58,11 @@ impl World {
     }
 
     fn sign(&self, text: &str) -> Vec<u8> {
-        let plain = self.dir.path().join("sums");
-        let signed = self.dir.path().join("sums.asc");
-        let _ = std::fs::remove_file(&signed);
-        std::fs::write(&plain, text).unwrap();
-        sh(Command::new("gpg")
-            .arg("--homedir")
-            .arg(&self.gnupg)
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .arg("--clearsign")
-            .arg("--output")
-            .arg(&signed)
-            .arg(&plain));
-        std::fs::read(&signed).unwrap()
+        self.key.clearsign(text)
     }
 
     fn sums_for(&self, tarball: &[u8]) -> String {
-        use sha2::Digest;
-        let sha: String = sha2::Sha256::digest(tarball)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{sha}  {TARBALL}\n")
+        sums_line(tarball, TARBALL)
     }
 
     fn cache(&self) -> PathBuf {
