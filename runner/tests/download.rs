@@ -141,7 +141,11 @@ fn assert_refused(world: &World, server: &Server, cause: &str) {
         .filter(|l| l.starts_with("kspec: error:"))
         .collect();
     assert_eq!(errors.len(), 1, "one error line expected:\n{stderr}");
-    assert!(errors[0].contains(cause), "cause {cause:?} not in {:?}", errors[0]);
+    assert!(
+        errors[0].contains(cause),
+        "cause {cause:?} not in {:?}",
+        errors[0]
+    );
     world.assert_nothing_left();
     eprintln!("refused in {:.1}s: {}", took.as_secs_f64(), errors[0]);
 }
@@ -160,7 +164,10 @@ fn a_good_download_is_unpacked_once_and_reused_without_a_request() {
     );
     let first = server.requests();
     assert_eq!(first.len(), 2, "the sums file and the tarball: {first:?}");
-    assert!(first.iter().all(|r| r.starts_with("/mirror/v9.x/")), "{first:?}");
+    assert!(
+        first.iter().all(|r| r.starts_with("/mirror/v9.x/")),
+        "{first:?}"
+    );
 
     let (ok, again, stderr, _) = w.fetch(&server);
     assert!(ok, "{stderr}");
@@ -199,7 +206,11 @@ fn a_key_other_than_the_pinned_one_is_refused() {
     let root = w.dir.path().join("checkout/images");
     let other = "0123456789ABCDEF0123456789ABCDEF01234567";
     let yaml = std::fs::read_to_string(root.join("kernels.yaml")).unwrap();
-    std::fs::write(root.join("kernels.yaml"), yaml.replace(&w.fingerprint, other)).unwrap();
+    std::fs::write(
+        root.join("kernels.yaml"),
+        yaml.replace(&w.fingerprint, other),
+    )
+    .unwrap();
     std::fs::copy(
         root.join(format!("keys/{}.asc", w.fingerprint)),
         root.join(format!("keys/{other}.asc")),

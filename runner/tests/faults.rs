@@ -249,3 +249,56 @@ fn two_concurrent_builds_of_an_empty_cache_entry_build_it_once() {
     );
     println!("two concurrent builds: one built, the other waited and reused");
 }
+
+/// Ctrl-C (SIGINT) and a cancelled CI job (SIGTERM): QEMU stopped, every VM directory removed,
+/// exit 128+signal, and the JUnit file holds the case that finished before.
+#[test]
+fn interrupted_runner_stops_its_vms_and_keeps_finished_results() {
+    let _one_at_a_time = serial();
+    image();
+    for (signal, code) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let spec = dir.path().join("interrupted.yaml");
+        std::fs::write(
+            &spec,
+            "cases:\n  - name: quick\n    steps:\n      - run: \"true\"\n  \
+             - name: sleep\n    steps:\n      - run: sleep 120\n        timeout: 200s\n",
+        )
+        .unwrap();
+        let junit = dir.path().join("junit.xml");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kspec"))
+            .arg("run")
+            .arg(&spec)
+            .arg("--junit")
+            .arg(&junit)
+            .env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        // The first case has finished once the JUnit file exists.
+        while !junit.exists() {
+            assert!(Instant::now() < deadline, "the first case never finished");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let qemu = qemu_children(child.id());
+        assert_eq!(qemu.len(), 1, "one VM runs the second case");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains("stopped 1 VM(s)"), "{stderr}");
+        assert!(!alive(qemu[0]), "QEMU survived {signal}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+        assert!(left.is_empty(), "left in TMPDIR after {signal}: {left:?}");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains("name=\"quick\""), "{xml}");
+        println!("{signal}: exit {code}, QEMU gone, no VM directory left, JUnit kept");
+    }
+}

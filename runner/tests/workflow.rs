@@ -58,7 +58,7 @@ fn step_name(step: &Value) -> String {
         .to_owned()
 }
 
-fn uses<'a>(step: &'a Value) -> &'a str {
+fn uses(step: &Value) -> &str {
     step["uses"].as_str().unwrap_or("")
 }
 
@@ -69,7 +69,12 @@ fn the_kernel_cache_is_saved_as_soon_as_the_kernel_is_built() {
     let at = |pred: &dyn Fn(&Value) -> bool| steps.iter().position(pred);
     // actions/cache alone saves only when the whole job succeeds.
     assert!(at(&|s| uses(s).starts_with("actions/cache@")).is_none());
-    let build = at(&|s| s["run"].as_str().is_some_and(|r| r.contains("kspec build --kernel") && !r.contains("--print-key"))).unwrap();
+    let build = at(&|s| {
+        s["run"]
+            .as_str()
+            .is_some_and(|r| r.contains("kspec build --kernel") && !r.contains("--print-key"))
+    })
+    .unwrap();
     let save = at(&|s| uses(s).starts_with("actions/cache/save@")).unwrap();
     let specs = at(&|s| s["run"].as_str().is_some_and(|r| r.contains("kspec run"))).unwrap();
     assert!(build < save && save < specs);
@@ -101,12 +106,16 @@ fn reports_are_summarised_and_uploaded_whatever_the_outcome() {
     let steps = steps(&wf, "specs");
     for s in steps.iter().filter(|s| {
         uses(s).starts_with("actions/upload-artifact@")
-            || s["run"].as_str().is_some_and(|r| r.contains("GITHUB_STEP_SUMMARY"))
+            || s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("GITHUB_STEP_SUMMARY"))
     }) {
         assert_eq!(s["if"].as_str(), Some("always()"), "{}", step_name(s));
     }
     assert_eq!(
-        wf["env"]["RUST_TOOLCHAIN"].as_str().map(|v| v.split('.').count()),
+        wf["env"]["RUST_TOOLCHAIN"]
+            .as_str()
+            .map(|v| v.split('.').count()),
         Some(3),
         "a pinned toolchain is an exact version"
     );
@@ -344,9 +353,9 @@ fn the_specs_job_runs_here_against_a_loopback_mirror() {
 
     // A tree unpacked by an earlier simulation is reused without a download, as on a runner
     // whose cache was restored.
-    let cache = std::env::var("KSPEC_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/kspec")
-    });
+    let cache = std::env::var("KSPEC_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/kspec"));
     let stem = name.trim_end_matches(".tar.xz");
     let unpacked_before = cache.join(format!("src/tarball-{stem}.ok")).is_file();
 
@@ -356,7 +365,12 @@ fn the_specs_job_runs_here_against_a_loopback_mirror() {
         .as_mapping()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.as_str().unwrap().to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v.as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     env.insert("HOME".into(), std::env::var("HOME").unwrap());
     env.insert("GITHUB_ACTIONS".into(), "true".into());

@@ -85,10 +85,9 @@ pub fn unmet_before_build(
         ));
     }
     match &r.kernel {
-        Some(req) if !version_matches(req, &kernel.version) => Some(format!(
-            "kernel {} does not satisfy {req}",
-            kernel.version
-        )),
+        Some(req) if !version_matches(req, &kernel.version) => {
+            Some(format!("kernel {} does not satisfy {req}", kernel.version))
+        }
         _ => None,
     }
 }

@@ -47,5 +47,9 @@ pub fn run_logged(
 }
 
 fn is_error_line(l: &str) -> bool {
-    l.contains("error:") || l.starts_with("curl: (") || l.contains("Error ") || l.starts_with("E: ") || l.contains("*** ")
+    l.contains("error:")
+        || l.starts_with("curl: (")
+        || l.contains("Error ")
+        || l.starts_with("E: ")
+        || l.contains("*** ")
 }

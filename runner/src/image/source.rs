@@ -191,8 +191,10 @@ fn extract(
             .arg(&tmp)
             .arg("--strip-components=1");
         // A failed or interrupted unpack leaves nothing that looks like a tree.
-        let unpacked = run_logged(c, &base.join(format!("{id}.log")), "tar -x", &|_| {})
-            .and_then(|()| std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display())));
+        let unpacked =
+            run_logged(c, &base.join(format!("{id}.log")), "tar -x", &|_| {}).and_then(|()| {
+                std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))
+            });
         if let Err(e) = unpacked {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(format!("{}: {e}", tarball.display()));

@@ -283,14 +283,29 @@ mod tests {
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
         gpg_ok(
             &home,
-            &["--quick-gen-key", "kspec test <t@invalid>", "ed25519", "sign", "1d"],
+            &[
+                "--quick-gen-key",
+                "kspec test <t@invalid>",
+                "ed25519",
+                "sign",
+                "1d",
+            ],
         );
         let listed = gpg_ok(&home, &["--with-colons", "--list-keys"]);
         let fpr = primary_fingerprints(&String::from_utf8_lossy(&listed.stdout))
             .pop()
             .unwrap();
         let key = dir.join(format!("{fpr}.asc"));
-        gpg_ok(&home, &["--armor", "--output", key.to_str().unwrap(), "--export", &fpr]);
+        gpg_ok(
+            &home,
+            &[
+                "--armor",
+                "--output",
+                key.to_str().unwrap(),
+                "--export",
+                &fpr,
+            ],
+        );
         (home, fpr, key)
     }
 
@@ -304,7 +319,12 @@ mod tests {
         let asc = dir.path().join("sums.asc");
         gpg_ok(
             &home,
-            &["--clearsign", "--output", asc.to_str().unwrap(), sums.to_str().unwrap()],
+            &[
+                "--clearsign",
+                "--output",
+                asc.to_str().unwrap(),
+                sums.to_str().unwrap(),
+            ],
         );
         let signed = std::fs::read_to_string(&asc).unwrap();
 

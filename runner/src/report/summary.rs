@@ -19,7 +19,11 @@ pub fn markdown(reports: &[(String, String)]) -> Result<String, String> {
     let mut cells: BTreeMap<String, BTreeMap<String, Cell>> = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, text) in reports {
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let v: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| format!("{name}:{}: not a JSON line: {e}", i + 1))?;
             let Some(outcome) = v.get("outcome").and_then(|o| o.as_str()) else {

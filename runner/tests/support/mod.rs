@@ -123,7 +123,13 @@ impl SigningKey {
             home,
             fingerprint: String::new(),
         };
-        key.gpg(&["--quick-gen-key", "throwaway <t@invalid>", "ed25519", "sign", "1d"]);
+        key.gpg(&[
+            "--quick-gen-key",
+            "throwaway <t@invalid>",
+            "ed25519",
+            "sign",
+            "1d",
+        ]);
         let listed = String::from_utf8(key.gpg(&["--with-colons", "--list-keys"]).stdout).unwrap();
         key.fingerprint = listed
             .lines()
@@ -143,7 +149,13 @@ impl SigningKey {
 
     /// Write the public key, armored, to `path`.
     pub fn export(&self, path: &std::path::Path) {
-        self.gpg(&["--armor", "--output", path.to_str().unwrap(), "--export", &self.fingerprint]);
+        self.gpg(&[
+            "--armor",
+            "--output",
+            path.to_str().unwrap(),
+            "--export",
+            &self.fingerprint,
+        ]);
     }
 
     /// `text`, clearsigned.
