@@ -6,7 +6,8 @@
 //! Unlike the seed: the payload is fully initialised (LE u32 sequence number, then the
 //! filler byte `offset & 0xff`), there is no sleep per message, a full receive queue
 //! (-EAGAIN) is retried with exponential back-off within a bounded budget before the
-//! message counts as dropped (the end marker too), a burst whose requester stopped reading
+//! message counts as dropped (the end marker, which carries the drop count, waits longer), a
+//! burst whose requester stopped reading
 //! (MAX_DROPS_IN_A_ROW drops in a row) gives up the rest, a burst stops when its requester's
 //! socket is released, and unload stops and drains every burst before the socket goes. So a
 //! requester that never reads holds a worker and a slot for a bounded time only.
@@ -36,6 +37,10 @@ const BACKOFF_MAX_US: u32 = 2_000;
 /// empty, so a reader of several large queues may need a while to accept the next message;
 /// a reader that keeps reading stays well within this budget, one that stopped does not.
 const STALL_BUDGET_US: u64 = 2_000_000;
+/// The end marker carries the count of what was dropped, so it waits longer: a reader that
+/// is still draining large queues (a debug kernel under emulation needs seconds per queue)
+/// must learn of every loss. A requester that stopped reading holds its slot this much longer.
+const END_BUDGET_US: u64 = 10_000_000;
 /// Consecutive dropped messages after which the requester counts as not reading: the rest of
 /// the burst is dropped at once (reported in the end marker).
 const MAX_DROPS_IN_A_ROW: u32 = 3;
@@ -214,7 +219,8 @@ impl WorkItem for Burst {
                     *b = burst_filler(i);
                 }
             };
-            match this.send_retrying(st, KCHAN_BURST_DATA, this.size as usize, fill) {
+            let size = this.size as usize;
+            match this.send_retrying(st, KCHAN_BURST_DATA, size, STALL_BUDGET_US, fill) {
                 Ok(()) => {
                     end.sent += 1;
                     drops_in_a_row = 0;
@@ -241,13 +247,13 @@ impl WorkItem for Burst {
             unsafe { glue::kchan_glue_cond_resched() };
         }
         if !gone && !this.cancelled.load(Ordering::Relaxed) {
-            // The end marker gets the same bounded budget as a data message.
+            // The end marker gets a longer, still bounded, budget (END_BUDGET_US).
             let mut payload = [0u8; 8];
             payload[..4].copy_from_slice(&end.sent.to_ne_bytes());
             payload[4..].copy_from_slice(&end.dropped.to_ne_bytes());
             let fill = |p: &mut [u8]| p.copy_from_slice(&payload);
             if this
-                .send_retrying(st, KCHAN_BURST_END, payload.len(), fill)
+                .send_retrying(st, KCHAN_BURST_END, payload.len(), END_BUDGET_US, fill)
                 .is_err()
             {
                 STATS.netlink_drops.inc();
@@ -264,13 +270,14 @@ impl Burst {
     }
 
     /// Sends one message to the requester, retrying on EAGAIN with exponential back-off
-    /// within STALL_BUDGET_US. ESHUTDOWN once the burst is stopped (unload, or the
-    /// requester's socket is being released).
+    /// within `budget_us`. ESHUTDOWN once the burst is stopped (unload, or the requester's
+    /// socket is being released).
     fn send_retrying(
         &self,
         st: &crate::State,
         ty: u16,
         len: usize,
+        budget_us: u64,
         fill: impl Fn(&mut [u8]),
     ) -> Result {
         // Real time, not the sum of the requested sleeps (which may last twice as long).
@@ -281,7 +288,7 @@ impl Burst {
             match netlink::send(self.port, ty, self.seq, len, false, &fill) {
                 Err(e) if e == EAGAIN => {
                     // SAFETY: Plain call.
-                    if unsafe { glue::kchan_glue_now_us() } - started >= STALL_BUDGET_US {
+                    if unsafe { glue::kchan_glue_now_us() } - started >= budget_us {
                         return Err(e);
                     }
                     // SAFETY: Process context (worker), no locks held.

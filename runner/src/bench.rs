@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cli::{boot_timeout, load_specs, EXIT_ENV, EXIT_INVALID};
+use crate::cli::{load_specs, EXIT_ENV, EXIT_INVALID};
 use crate::exec::{self, RunSettings};
 use crate::image::{self, BuildOptions, Image, Quiet, Repo, StderrProgress};
 use crate::vm::{self, AccelChoice, StepRequest, Vm};
@@ -325,13 +325,10 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         Target::AtMost(2.0),
     ));
 
-    let settings = RunSettings {
-        accel: accel.accel,
-        memory_mb: None,
-        boot_timeout: boot_timeout(accel.accel),
-    };
-    let cfg = exec::vm_config(img, &settings, exec::DEFAULT_CPUS);
-    eprintln!("kspec: bench: boot x{runs}");
+    let settings = RunSettings::new(accel.accel, None);
+    let mut cfg = exec::vm_config(img, &settings, exec::DEFAULT_CPUS);
+    cfg.snapshots = None;
+    eprintln!("kspec: bench: cold boot x{runs}");
     let (mut boots, mut uptimes) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
@@ -340,16 +337,49 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         vm.shutdown();
     }
     figures.push(Figure::from_samples(
-        "boot: QEMU start -> guest ready",
+        "boot: QEMU start -> guest ready (cold)",
         "s",
         boots,
-        Target::AtMost(0.5),
+        Target::AtMost(0.8),
     ));
     figures.push(Figure::from_samples(
         "boot: guest uptime at ready",
         "s",
         uptimes,
         Target::AtMost(f64::INFINITY),
+    ));
+    // A snapshot of its own, so the figures are of this build and nothing else.
+    let snaps = tempfile::tempdir().map_err(|e| env(e.to_string()))?;
+    cfg.snapshots = Some(snaps.path().to_owned());
+    eprintln!("kspec: bench: snapshot save, then restore x{runs}");
+    let first = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
+    let saved = first.snapshot_saved;
+    first.shutdown();
+    if let Some(saved) = saved {
+        figures.push(Figure::from_samples(
+            "snapshot: save (once per image)",
+            "s",
+            vec![saved.as_secs_f64()],
+            Target::AtMost(f64::INFINITY),
+        ));
+    }
+    let mut restores = Vec::new();
+    for _ in 0..runs {
+        let vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
+        if !vm.restored {
+            return Err(env(format!(
+                "the VM was not restored from its snapshot: {:?}",
+                vm.boot_note
+            )));
+        }
+        restores.push(vm.boot_time.as_secs_f64());
+        vm.shutdown();
+    }
+    figures.push(Figure::from_samples(
+        "boot: QEMU start -> agent answers (from snapshot)",
+        "s",
+        restores,
+        Target::AtMost(0.15),
     ));
 
     eprintln!("kspec: bench: per-step overhead and channels");
@@ -433,11 +463,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         eprintln!("kspec: bench: warm suite (every spec, VMs in parallel)");
         let specs = load_specs(Some(&repo), &[]).map_err(|c| (c, "invalid specs".to_owned()))?;
         let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let settings = RunSettings {
-            accel: accel.accel,
-            memory_mb: None,
-            boot_timeout: boot_timeout(accel.accel),
-        };
+        let settings = RunSettings::new(accel.accel, None);
         let (tx, _rx) = mpsc::channel();
         let t = Instant::now();
         let reports = exec::run_all(

@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use crate::exec::{self, CaseId, Event, RunSettings};
 use crate::image::{self, BuildOptions, Repo, StderrProgress};
@@ -47,6 +46,10 @@ pub struct RunArgs {
     /// Use a local kernel tree (with a single --kernel).
     #[arg(long)]
     pub kernel_src: Option<PathBuf>,
+    /// For spec files without an `isolation` key: `spec` (cases share a VM) or `case` (a VM
+    /// per case, restored from the image's snapshot).
+    #[arg(long, default_value = "spec")]
+    pub isolation: spec::Isolation,
 }
 
 /// The checkout and the kernels a `--kernel` argument names; errors already printed.
@@ -245,11 +248,8 @@ pub fn run(args: RunArgs) -> u8 {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let settings = RunSettings {
-        accel: accel.accel,
-        memory_mb: args.memory,
-        boot_timeout: boot_timeout(accel.accel),
-    };
+    let mut settings = RunSettings::new(accel.accel, args.memory);
+    settings.isolation = args.isolation;
     let filter = args.filter.clone();
     let selected = move |id: &CaseId| filter.as_deref().is_none_or(|f| id.name().contains(f));
 
@@ -326,14 +326,6 @@ pub fn stop_vms_on_interrupt() {
     });
 }
 
-/// TCG boots take seconds; leave room for slow or loaded machines and debug kernels.
-pub fn boot_timeout(accel: vm::Accel) -> Duration {
-    match accel {
-        vm::Accel::Kvm => Duration::from_secs(60),
-        vm::Accel::Tcg => Duration::from_secs(180),
-    }
-}
-
 pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
     let (repo, kernels) = match checkout_and_kernels(kernel) {
         Ok(x) if x.1.len() == 1 => x,
@@ -365,11 +357,7 @@ pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
         img.kernel.name,
         image::initramfs::MODULE_PATH
     );
-    let settings = RunSettings {
-        accel: decision.accel,
-        memory_mb: None,
-        boot_timeout: boot_timeout(decision.accel),
-    };
+    let settings = RunSettings::new(decision.accel, None);
     let cfg = exec::vm_config(img, &settings, exec::DEFAULT_CPUS);
     // QEMU switches the terminal to raw mode; restore it whatever happens to QEMU.
     let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();

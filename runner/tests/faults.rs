@@ -32,11 +32,7 @@ fn image() -> &'static (Image, RunSettings) {
         )
         .expect("image build");
         let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
-        let settings = RunSettings {
-            accel: accel.accel,
-            memory_mb: None,
-            boot_timeout: kspec::cli::boot_timeout(accel.accel),
-        };
+        let settings = RunSettings::new(accel.accel, None);
         (img.into_iter().next().expect("one image"), settings)
     })
 }

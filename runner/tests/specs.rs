@@ -56,11 +56,7 @@ impl Harness {
                 .parse()?;
             let accel = vm::accel::decide(choice)?;
             eprintln!("kspec: accelerator: {accel}");
-            let settings = RunSettings {
-                accel: accel.accel,
-                memory_mb: None,
-                boot_timeout: kspec::cli::boot_timeout(accel.accel),
-            };
+            let settings = RunSettings::new(accel.accel, None);
             Ok((images, settings))
         })
     }

@@ -55,11 +55,7 @@ fn setup() -> &'static Setup {
             })
             .collect();
         let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
-        let settings = RunSettings {
-            accel: accel.accel,
-            memory_mb: None,
-            boot_timeout: kspec::cli::boot_timeout(accel.accel),
-        };
+        let settings = RunSettings::new(accel.accel, None);
         Setup { settings, kernels }
     })
 }

@@ -10,6 +10,7 @@ mod cgroup;
 mod kmsg;
 mod link;
 mod reap;
+mod resume;
 mod step;
 
 use std::collections::BTreeMap;
@@ -80,21 +81,23 @@ fn main() {
         last_activity: Instant::now(),
     };
     agent.forward_kmsg();
+    agent.link.send(0, ready());
+    loop {
+        agent.turn(&sigfd);
+    }
+}
+
+/// The frame that says the agent takes steps: at boot, and again after a snapshot restore.
+fn ready() -> Msg {
     let uptime = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
         .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32;
-    agent.link.send(
-        0,
-        Msg::Ready {
-            uptime_ms: uptime,
-            cpus,
-            taint: read_taint(),
-        },
-    );
-    loop {
-        agent.turn(&sigfd);
+    Msg::Ready {
+        uptime_ms: uptime,
+        cpus,
+        taint: read_taint(),
     }
 }
 
@@ -241,6 +244,13 @@ impl Agent {
                     ),
                 }
             }
+            Msg::Resume {
+                entropy,
+                wall_clock_ns,
+            } => match resume::resume(&entropy, wall_clock_ns) {
+                Ok(()) => self.link.send(0, ready()),
+                Err(e) => self.link.send(id, error(e)),
+            },
             Msg::Settle { quiet_ms, max_ms } => {
                 let now = Instant::now();
                 self.forward_kmsg();

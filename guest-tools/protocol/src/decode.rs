@@ -149,6 +149,10 @@ mod tests {
                 quiet_ms: 300,
                 max_ms: 3000,
             },
+            Msg::Resume {
+                entropy: (0..64).collect(),
+                wall_clock_ns: 1_796_000_000_123_456_789,
+            },
             Msg::Ready {
                 uptime_ms: 700,
                 cpus: 2,

@@ -18,6 +18,12 @@ pub enum Msg {
         quiet_ms: u32,
         max_ms: u32,
     },
+    /// The VM was restored from a snapshot: mix `entropy` into the kernel's pool and reseed its
+    /// CRNG, set the wall clock to `wall_clock_ns` (Unix time), then answer with `Ready`.
+    Resume {
+        entropy: Vec<u8>,
+        wall_clock_ns: u64,
+    },
 
     // guest -> host
     Ready {
@@ -104,6 +110,7 @@ pub struct StepResult {
 const T_RUN: u8 = 1;
 const T_WAIT: u8 = 2;
 const T_SETTLE: u8 = 3;
+const T_RESUME: u8 = 4;
 const T_READY: u8 = 0x81;
 const T_STARTED: u8 = 0x82;
 const T_OUTPUT: u8 = 0x83;
@@ -206,6 +213,13 @@ impl Msg {
                 w.u32(*quiet_ms).u32(*max_ms);
                 T_SETTLE
             }
+            Msg::Resume {
+                entropy,
+                wall_clock_ns,
+            } => {
+                w.bytes(entropy).u64(*wall_clock_ns);
+                T_RESUME
+            }
             Msg::Ready {
                 uptime_ms,
                 cpus,
@@ -297,6 +311,10 @@ impl Msg {
             T_SETTLE => Msg::Settle {
                 quiet_ms: r.u32()?,
                 max_ms: r.u32()?,
+            },
+            T_RESUME => Msg::Resume {
+                entropy: r.bytes()?,
+                wall_clock_ns: r.u64()?,
             },
             T_READY => Msg::Ready {
                 uptime_ms: r.u64()?,

@@ -26,6 +26,10 @@ pub enum Event {
         spec: String,
         boot: Duration,
         guest_uptime: f64,
+        /// Started from the image's snapshot instead of booting.
+        restored: bool,
+        /// Why a snapshot was not used or saved, if that happened.
+        note: Option<String>,
     },
     CaseStarted(CaseId),
     CaseFinished(Box<CaseReport>),

@@ -14,8 +14,8 @@ use std::sync::Mutex;
 
 pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
 pub use spec_run::{
-    run_spec, unmet_before_build, unmet_requirements, vm_config, RunSettings, DEFAULT_CPUS,
-    DEFAULT_MEMORY_MB,
+    boot_timeout, run_spec, unmet_before_build, unmet_requirements, vm_config, RunSettings,
+    DEFAULT_CPUS, DEFAULT_MEMORY_MB,
 };
 
 use crate::image::Image;

@@ -13,7 +13,7 @@ use super::ledger::{Ledger, StepRef};
 use super::step::{execute, gap_failure, vm_failure, StepEnv, StepPlace};
 use crate::image::initramfs::{self, MODULE_PATH};
 use crate::image::Image;
-use crate::spec::{version_matches, Case, LoadedSpec, Step};
+use crate::spec::{version_matches, Case, Isolation, LoadedSpec, Step};
 use crate::vm::{Accel, Vm, VmConfig};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,6 +28,38 @@ pub struct RunSettings {
     /// Guest memory; None: the kernel list's `memory_mb`, else DEFAULT_MEMORY_MB.
     pub memory_mb: Option<u32>,
     pub boot_timeout: Duration,
+    /// Where VM snapshots are kept (None: every VM boots cold).
+    pub snapshots: Option<std::path::PathBuf>,
+    /// For spec files that do not say: do their cases share a VM?
+    pub isolation: Isolation,
+}
+
+impl RunSettings {
+    /// The settings every front end uses: the boot bound for `accel`, and snapshots in the
+    /// build cache unless `KSPEC_SNAPSHOTS=off`.
+    pub fn new(accel: Accel, memory_mb: Option<u32>) -> Self {
+        let snapshots = match std::env::var("KSPEC_SNAPSHOTS").as_deref() {
+            Ok("off" | "0" | "no") => None,
+            _ => crate::image::Cache::from_env()
+                .and_then(|c| c.dir(&["snapshots"]))
+                .ok(),
+        };
+        RunSettings {
+            accel,
+            memory_mb,
+            boot_timeout: boot_timeout(accel),
+            snapshots,
+            isolation: Isolation::Spec,
+        }
+    }
+}
+
+/// TCG boots take seconds; leave room for slow or loaded machines and debug kernels.
+pub fn boot_timeout(accel: Accel) -> Duration {
+    match accel {
+        Accel::Kvm => Duration::from_secs(60),
+        Accel::Tcg => Duration::from_secs(180),
+    }
 }
 
 /// A VM with what is known about its kernel log.
@@ -50,6 +82,7 @@ pub fn vm_config(image: &Image, settings: &RunSettings, cpus: u32) -> VmConfig {
         cpus,
         cmdline: image.kernel.cmdline.clone().unwrap_or_default(),
         boot_timeout: settings.boot_timeout,
+        snapshots: settings.snapshots.clone(),
     }
 }
 
@@ -181,14 +214,16 @@ pub fn run_spec(
     let mut boot_failure: Option<Failure> = None;
     // Why the previous case's VM was not reused (said on the next case's report).
     let mut fresh_because: Option<String> = None;
+    let isolated = spec.spec.isolation.unwrap_or(settings.isolation) == Isolation::Case;
+    let fresh = |c: &Case| c.fresh_vm || isolated;
     for (pos, (ci, case)) in cases.iter().enumerate() {
         let _ = events.send(Event::CaseStarted(id(case)));
         let started = Instant::now();
-        if case.fresh_vm {
+        if fresh(case) {
             guest = None;
         }
         // The VM ends after this case if the next selected case wants a fresh one, or none follows.
-        let last_in_vm = case.fresh_vm || cases.get(pos + 1).is_none_or(|(_, n)| n.fresh_vm);
+        let last_in_vm = fresh(case) || cases.get(pos + 1).is_none_or(|(_, n)| fresh(n));
         let mut steps = Vec::new();
         let note = if guest.is_none() {
             fresh_because.take().map(|w| format!("fresh VM: {w}"))
@@ -356,6 +391,8 @@ fn start_vm(
         spec: spec.name.clone(),
         boot: vm.boot_time,
         guest_uptime: vm.guest_ready_uptime,
+        restored: vm.restored,
+        note: vm.boot_note.clone(),
     });
     let mut g = Guest {
         ledger: Ledger::new(0),

@@ -109,10 +109,18 @@ impl<W: Write> Reporter for Human<W> {
                 spec,
                 boot,
                 guest_uptime,
+                restored,
+                note,
             } => {
+                let how = if *restored {
+                    "VM restored from its snapshot in"
+                } else {
+                    "VM ready in"
+                };
+                let note = note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
                 let _ = writeln!(
                     self.out,
-                    "{} [{kernel}] {spec}: VM ready in {:.2}s (guest uptime {guest_uptime:.2}s)",
+                    "{} [{kernel}] {spec}: {how} {:.2}s (guest uptime {guest_uptime:.2}s{note})",
                     self.paint("2", "      BOOT"),
                     boot.as_secs_f64()
                 );

@@ -66,8 +66,10 @@ impl<W: Write> Reporter for JsonLines<W> {
                 spec,
                 boot,
                 guest_uptime,
+                restored,
+                note,
             } => {
-                json!({"type": "boot", "kernel": kernel, "spec": spec, "boot_s": boot.as_secs_f64(), "guest_uptime_s": guest_uptime})
+                json!({"type": "boot", "kernel": kernel, "spec": spec, "boot_s": boot.as_secs_f64(), "guest_uptime_s": guest_uptime, "restored": restored, "note": note})
             }
             Event::CaseStarted(_) => return,
         };

@@ -39,7 +39,32 @@ pub struct Spec {
     /// Default limit of each step's stdout and of its stderr (default 4MiB).
     #[serde(default)]
     pub output_limit: Option<Size>,
+    /// `spec`: the cases share a VM (kept while they leave the kernel clean); `case`: every
+    /// case gets its own, restored from the image's snapshot. Default: the run's (`kspec run
+    /// --isolation`), else `spec`.
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
     pub cases: Vec<Case>,
+}
+
+/// How much VM the cases of a spec file share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    #[default]
+    Spec,
+    Case,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "spec" => Ok(Isolation::Spec),
+            "case" => Ok(Isolation::Case),
+            _ => Err(format!("isolation is `spec` or `case`, not {s:?}")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

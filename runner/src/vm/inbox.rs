@@ -67,11 +67,22 @@ pub struct Inbox {
     history: VecDeque<KmsgRecord>,
     /// Set once the stream cannot be trusted (a corrupt or missing frame); stays set.
     pub broken: Option<String>,
+    /// The first frame's sequence number is accepted as it is (a restored agent's).
+    resync: bool,
 }
 
 impl Inbox {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// For a VM restored from a snapshot: the agent goes on numbering frames from where the
+    /// saved state left it, so the first frame sets the sequence.
+    pub fn resumed() -> Self {
+        Inbox {
+            resync: true,
+            ..Self::default()
+        }
     }
 
     pub fn garbage(&self) -> u64 {
@@ -87,7 +98,8 @@ impl Inbox {
                     self.break_with(format!("corrupt frame from the guest: {why}"))
                 }
                 Decoded::Frame(f) => {
-                    let expected = self.seq.map_or(0, |s| s.wrapping_add(1));
+                    let first = if self.resync { f.seq } else { 0 };
+                    let expected = self.seq.map_or(first, |s| s.wrapping_add(1));
                     if f.seq != expected {
                         self.break_with(format!(
                             "guest frame {} arrived where {expected} was due: {} frames lost",
@@ -152,7 +164,7 @@ impl Inbox {
             Msg::Error { message } => {
                 self.errors.insert(step, message);
             }
-            Msg::Run(_) | Msg::Wait { .. } | Msg::Settle { .. } => {
+            Msg::Run(_) | Msg::Wait { .. } | Msg::Settle { .. } | Msg::Resume { .. } => {
                 self.break_with("the guest sent a host request".into())
             }
         }

@@ -5,7 +5,9 @@ pub mod inbox;
 pub mod kmsg;
 pub mod live;
 pub mod qemu;
+mod qmp;
 pub mod session;
+pub mod snapshot;
 
 pub use accel::{Accel, AccelChoice, AccelDecision};
 pub use inbox::{End, KmsgBatch, Settled, Start};

@@ -19,6 +19,8 @@ pub struct VmConfig {
     /// Extra kernel command line.
     pub cmdline: String,
     pub boot_timeout: std::time::Duration,
+    /// Where snapshots of booted VMs are kept (None: every VM boots cold).
+    pub snapshots: Option<PathBuf>,
 }
 
 /// Kernel command line shared by every mode: printk stays off the console (only emergencies
@@ -80,8 +82,14 @@ fn common(cfg: &VmConfig) -> Command {
 
 /// Test VM: ttyS0 is the agent's framed protocol on stdio and nothing else; ttyS1 is the kernel
 /// console (so also /dev/console), written to `console_file`. The kernel log itself reaches the
-/// host through the agent, record by record.
-pub fn agent_command(cfg: &VmConfig, console_file: &Path) -> Command {
+/// host through the agent, record by record. QMP listens on `qmp` (snapshots); `incoming`
+/// restores a saved state instead of booting.
+pub fn agent_command(
+    cfg: &VmConfig,
+    console_file: &Path,
+    qmp: &Path,
+    incoming: Option<&str>,
+) -> Command {
     let mut c = common(cfg);
     c.args([
         "-chardev",
@@ -92,8 +100,13 @@ pub fn agent_command(cfg: &VmConfig, console_file: &Path) -> Command {
     .arg("-serial")
     .arg(format!("file:{}", console_file.display()))
     .args(["-monitor", "none"])
+    .arg("-qmp")
+    .arg(format!("unix:{},server=on,wait=off", qmp.display()))
     .arg("-append")
     .arg(format!("{} kspec.agent", base_cmdline(cfg, "ttyS1")));
+    if let Some(from) = incoming {
+        c.arg("-incoming").arg(from);
+    }
     c
 }
 

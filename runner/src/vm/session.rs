@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,8 @@ use rexpect::process::PtyProcess;
 use super::inbox::{End, Inbox, Settled, Start};
 use super::kmsg::KmsgRecord;
 use super::qemu::{self, VmConfig};
+use super::qmp::Qmp;
+use super::snapshot;
 
 /// What a finished step produced.
 #[derive(Debug, Clone)]
@@ -119,6 +121,7 @@ pub struct Vm {
     seq_out: u32,
     next_step: u32,
     console: PathBuf,
+    qmp_path: PathBuf,
     last_rx: Instant,
     _live: super::live::Registration,
     _dir: tempfile::TempDir,
@@ -128,11 +131,53 @@ pub struct Vm {
     pub guest_ready_uptime: f64,
     /// CPUs the guest has online.
     pub cpus: u32,
+    /// Started from a snapshot rather than booted.
+    pub restored: bool,
+    /// This cold boot saved the image's snapshot, taking this long.
+    pub snapshot_saved: Option<Duration>,
+    /// Why a snapshot was not used or not saved, if that happened.
+    pub boot_note: Option<String>,
 }
 
 impl Vm {
-    /// Boot `cfg.initramfs` with `extra_initramfs` (an archive of spec files) appended.
+    /// Boot `cfg.initramfs` with `extra_initramfs` (an archive of spec files) appended: from
+    /// the image's snapshot when there is one (see snapshot.rs), else cold, saving a snapshot
+    /// for the next VM. A snapshot that fails to restore is removed and the VM boots cold.
     pub fn boot(cfg: &VmConfig, extra_initramfs: Option<&[u8]>) -> Result<Vm, VmError> {
+        let snapshot = cfg
+            .snapshots
+            .as_deref()
+            .map(|d| snapshot::path_for(d, cfg, extra_initramfs));
+        let mut note = None;
+        if let Some(snap) = snapshot.as_deref().filter(|p| p.is_file()) {
+            match Vm::start(cfg, extra_initramfs, Some(snap)) {
+                Ok(vm) => return Ok(vm),
+                Err(e) => {
+                    let _ = std::fs::remove_file(snap);
+                    note = Some(format!("snapshot not restored ({e}): booted cold"));
+                }
+            }
+        }
+        let mut vm = Vm::start(cfg, extra_initramfs, None)?;
+        vm.boot_note = note;
+        if let Some(snap) = snapshot.filter(|p| !p.is_file()) {
+            let deadline = Instant::now() + GRACE;
+            let saved = Qmp::connect(&vm.qmp_path, deadline)
+                .and_then(|mut q| snapshot::save(&mut q, &snap));
+            match saved {
+                Ok(took) => vm.snapshot_saved = Some(took),
+                Err(e) => vm.boot_note = Some(format!("snapshot not saved: {e}")),
+            }
+        }
+        Ok(vm)
+    }
+
+    /// Start QEMU and wait for the ready agent: booting, or restoring `snapshot`.
+    fn start(
+        cfg: &VmConfig,
+        extra_initramfs: Option<&[u8]>,
+        snapshot: Option<&Path>,
+    ) -> Result<Vm, VmError> {
         let boot_err = |m: String| VmError::Boot {
             message: m,
             console_tail: vec![],
@@ -154,8 +199,11 @@ impl Vm {
         let console = dir.path().join("console");
         std::fs::write(&console, b"")
             .map_err(|e| boot_err(format!("{}: {e}", console.display())))?;
+        let qmp_path = dir.path().join("qmp");
+        let incoming = snapshot.map(snapshot::incoming);
         let started = Instant::now();
-        let process = PtyProcess::new(qemu::agent_command(&cfg, &console))
+        let command = qemu::agent_command(&cfg, &console, &qmp_path, incoming.as_deref());
+        let process = PtyProcess::new(command)
             .map_err(|e| boot_err(format!("cannot start qemu-system-x86_64: {e}")))?;
         let file = process
             .get_file_handle()
@@ -180,13 +228,20 @@ impl Vm {
             seq_out: 0,
             next_step: 1,
             console,
+            qmp_path,
             last_rx: Instant::now(),
             _live: live,
             _dir: dir,
             boot_time: Duration::ZERO,
             guest_ready_uptime: 0.0,
             cpus: 0,
+            restored: snapshot.is_some(),
+            snapshot_saved: None,
+            boot_note: None,
         };
+        if snapshot.is_some() {
+            vm.resume(cfg.boot_timeout)?;
+        }
         match vm.pump(Instant::now() + cfg.boot_timeout, |i| i.ready.is_some()) {
             Ok(()) => {}
             Err(VmError::Hung { console_tail, .. }) => {
@@ -211,6 +266,35 @@ impl Vm {
         vm.guest_ready_uptime = ready.uptime_ms as f64 / 1000.0;
         vm.cpus = ready.cpus;
         Ok(vm)
+    }
+
+    /// A restored guest: once QEMU runs it (bytes sent earlier are lost in the restore), tell
+    /// the agent, with fresh entropy and the wall clock, so that no two restored VMs share
+    /// their random numbers or a stale time; it answers with a new ready frame.
+    fn resume(&mut self, bound: Duration) -> Result<(), VmError> {
+        let boot_err = |m: String| VmError::Boot {
+            message: m,
+            console_tail: vec![],
+        };
+        let deadline = Instant::now() + bound;
+        let mut qmp = Qmp::connect(&self.qmp_path, deadline).map_err(boot_err)?;
+        qmp.wait_running(deadline).map_err(boot_err)?;
+        let mut entropy = vec![0u8; 64];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut entropy))
+            .map_err(|e| boot_err(format!("/dev/urandom: {e}")))?;
+        let wall_clock_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        // The agent numbers its frames on from where the snapshot left it.
+        self.inbox = Inbox::resumed();
+        self.send(
+            0,
+            Msg::Resume {
+                entropy,
+                wall_clock_ns,
+            },
+        )
     }
 
     /// Send one frame; the guest must take it within `GRACE`.
