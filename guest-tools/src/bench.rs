@@ -1,7 +1,9 @@
 //! `kchanctl bench`: per-operation latency and throughput of each channel, next to baselines
-//! (a null syscall for latencies, an in-guest memcpy for bandwidths).
+//! (a null syscall, an in-guest memcpy) and physical references (bench_reference.rs: the same
+//! class of work done by the kernel's own code, in the same guest).
 
 use crate::abi;
+use crate::bench_reference as reference;
 use crate::error::{Error, Result};
 use crate::mmap::{page_size, shared_size, Mapping};
 use crate::netlink::{self, NlSocket, NLM_F_REQUEST};
@@ -205,6 +207,8 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
             sockopt::get(&fd, opt, sockopt::SEED_KMSG_BUF).map(|_| ())
         })?;
         rows.push(latency_row("sockopt_get", s, Some(null_median)));
+        let s = time_each(n, || reference::ip_ttl(&fd))?;
+        rows.push(latency_row("ip_ttl_get", s, Some(null_median)));
     }
     if want(Target::Proc) {
         let fd = open_path(abi::PROC_BUFFER, OFlag::O_RDONLY)?;
@@ -215,6 +219,16 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
                 .map_err(|e| Error::sys("pread", e))
         })?;
         rows.push(latency_row("proc_read", s, Some(null_median)));
+        // The same number of bytes from a file the kernel generates on each read.
+        let len = nix::sys::uio::pread(&fd, &mut buf, 0).map_err(|e| Error::sys("pread", e))?;
+        let reference_fd = reference::proc_reference()?;
+        let mut same = vec![0u8; len.max(1)];
+        let s = time_each(n, || {
+            nix::sys::uio::pread(&reference_fd, &mut same, 0)
+                .map(|_| ())
+                .map_err(|e| Error::sys("pread", e))
+        })?;
+        rows.push(latency_row("proc_ref_read", s, Some(null_median)));
     }
 
     // memcpy baseline first: the mmap row and the burst MB/s row are relative to it.
@@ -271,6 +285,11 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
         let mut buf = vec![0u8; netlink::RECV_BUF];
         let s = time_each(n, || echo_once(&mut sock, &payload, &mut buf))?;
         rows.push(latency_row("netlink_echo", s, Some(null_median)));
+        // The echo's bytes on the wire: a netlink header and the payload.
+        let (a, b) = reference::round_trip_pair()?;
+        let msg = [0xa5u8; 16 + 64];
+        let s = time_each(n, || reference::unix_round_trip(&a, &b, &msg, &mut buf))?;
+        rows.push(latency_row("unix_dgram_rtt", s, Some(null_median)));
 
         let params = netlink::BurstParams {
             unit: o.unit,
@@ -297,6 +316,22 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
             null_median,
             memcpy_median,
         ));
+        let mut unix_ns = Vec::new();
+        for _ in 0..o.burst_runs.max(1) {
+            unix_ns.push(reference::unix_burst(
+                o.burst_count,
+                o.burst_size as usize + 16,
+            )?);
+        }
+        let (min, median, p99) = throughput(unix_ns, 1.0);
+        rows.push(Row {
+            name: "unix_dgram_burst",
+            unit: "msgs/s",
+            min: min * 1e6,
+            median: median * 1e6,
+            p99: p99 * 1e6,
+            ratio: None,
+        });
     }
     rows.extend(mmap_rows);
     Ok(rows)

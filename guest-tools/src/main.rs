@@ -8,6 +8,7 @@
 #[allow(dead_code)]
 mod abi;
 mod bench;
+mod bench_reference;
 mod error;
 mod escape;
 mod fuzz;

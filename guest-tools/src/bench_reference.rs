@@ -1,0 +1,98 @@
+//! Physical references for `kchanctl bench`: the same class of kernel work as each channel,
+//! done by code the kernel already has, in the same guest. A channel is judged against these
+//! (a null syscall says only what any syscall costs).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+use crate::error::{Error, Result};
+use crate::procfs::open_path;
+
+/// The reference file for a proc read: generated on each read by the kernel, like kchan's.
+pub const PROC_REFERENCE: &str = "/proc/version";
+
+fn pair() -> Result<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair", e))
+}
+
+/// One UNIX datagram round trip of `msg`: a -> b, then b -> a (two skbs, two queues and four
+/// syscalls in one thread, as a netlink echo is two skbs and a queue behind two syscalls).
+pub fn unix_round_trip(a: &OwnedFd, b: &OwnedFd, msg: &[u8], buf: &mut [u8]) -> Result<()> {
+    send(a.as_raw_fd(), msg, MsgFlags::empty()).map_err(|e| Error::sys("send", e))?;
+    let n = recv(b.as_raw_fd(), buf, MsgFlags::empty()).map_err(|e| Error::sys("recv", e))?;
+    send(b.as_raw_fd(), &buf[..n], MsgFlags::empty()).map_err(|e| Error::sys("send", e))?;
+    let m = recv(a.as_raw_fd(), buf, MsgFlags::empty()).map_err(|e| Error::sys("recv", e))?;
+    if m != msg.len() {
+        return Err(Error::msg(
+            "unix round trip",
+            format!("{m} bytes back, sent {}", msg.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A socket pair for `unix_round_trip`.
+pub fn round_trip_pair() -> Result<(OwnedFd, OwnedFd)> {
+    pair()
+}
+
+/// getsockopt(IP_TTL) on `fd`: an option the IP layer answers itself.
+pub fn ip_ttl(fd: &OwnedFd) -> Result<()> {
+    let mut ttl: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ttl` and `len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            (&mut ttl as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(Error::raw(
+            "getsockopt(IP_TTL)",
+            nix::errno::Errno::last_raw(),
+        ));
+    }
+    std::hint::black_box(ttl);
+    Ok(())
+}
+
+/// The reference file, open for preads.
+pub fn proc_reference() -> Result<OwnedFd> {
+    open_path(PROC_REFERENCE, nix::fcntl::OFlag::O_RDONLY)
+}
+
+/// Nanoseconds per message for `count` datagrams of `len` bytes sent by one thread through a
+/// UNIX socket pair and received by another (a netlink burst is a kernel worker sending to a
+/// reader): the time from the first send to the last receive.
+pub fn unix_burst(count: u32, len: usize) -> Result<f64> {
+    let (tx, rx) = pair()?;
+    let started = Instant::now();
+    let sender = std::thread::spawn(move || -> Result<()> {
+        let msg = vec![0x5au8; len];
+        for _ in 0..count {
+            send(tx.as_raw_fd(), &msg, MsgFlags::empty()).map_err(|e| Error::sys("send", e))?;
+        }
+        Ok(())
+    });
+    let mut buf = vec![0u8; len + 64];
+    for _ in 0..count {
+        recv(rx.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| Error::sys("recv", e))?;
+    }
+    let elapsed = started.elapsed();
+    sender
+        .join()
+        .map_err(|_| Error::msg("unix burst", "sender panicked"))??;
+    Ok(elapsed.as_nanos() as f64 / f64::from(count.max(1)))
+}
