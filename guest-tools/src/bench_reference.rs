@@ -96,3 +96,29 @@ pub fn unix_burst(count: u32, len: usize) -> Result<f64> {
         .map_err(|_| Error::msg("unix burst", "sender panicked"))??;
     Ok(elapsed.as_nanos() as f64 / f64::from(count.max(1)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_trip_brings_the_message_back() {
+        let (a, b) = round_trip_pair().unwrap();
+        let mut buf = [0u8; 256];
+        unix_round_trip(&a, &b, &[7u8; 80], &mut buf).unwrap();
+        assert_eq!(&buf[..80], &[7u8; 80]);
+    }
+
+    #[test]
+    fn a_burst_receives_every_message() {
+        // More than a UNIX datagram queue holds (max_dgram_qlen): the sender must block.
+        let ns = unix_burst(2000, 80).unwrap();
+        assert!(ns > 0.0 && ns.is_finite(), "{ns}");
+    }
+
+    #[test]
+    fn ip_ttl_is_answered_by_the_ip_layer() {
+        let fd = crate::sockopt::open(crate::sockopt::SockKind::Udp).unwrap();
+        ip_ttl(&fd).unwrap();
+    }
+}

@@ -143,3 +143,33 @@ fn a_changed_machine_or_image_gets_another_snapshot() {
     assert_ne!(with_files, base);
     assert_eq!(vm::snapshot::path_for(dir.path(), &cfg, None), base);
 }
+
+#[test]
+fn vms_of_one_image_booting_at_once_each_save_a_whole_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let boots: Vec<Vm> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| Vm::boot(&cfg, None).expect("cold boot")))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for vm in boots {
+        assert!(!vm.restored);
+        assert!(vm.snapshot_saved.is_some(), "{:?}", vm.boot_note);
+        vm.shutdown();
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "one snapshot, no partial files: {leftovers:?}"
+    );
+    let mut vm = Vm::boot(&cfg, None).expect("restore");
+    assert!(vm.restored, "{:?}", vm.boot_note);
+    assert_eq!(run(&mut vm, "echo alive"), "alive");
+}

@@ -30,6 +30,13 @@ impl Cache {
         Ok(Cache { root })
     }
 
+    /// A cache rooted at `root` (a scratch cache for measurements).
+    pub fn at(root: PathBuf) -> Result<Self, String> {
+        std::fs::create_dir_all(&root)
+            .map_err(|e| format!("cannot create cache {}: {e}", root.display()))?;
+        Ok(Cache { root })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

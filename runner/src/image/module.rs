@@ -36,6 +36,41 @@ pub fn build(
     cache: &Cache,
     progress: &dyn Progress,
 ) -> Result<(PathBuf, String), String> {
+    build_timed(kname, kernel, module_src, name, tc, cache, progress).map(|b| (b.ko, b.key))
+}
+
+/// A module build and where its time went.
+pub struct ModuleBuild {
+    pub ko: PathBuf,
+    pub key: String,
+    /// (phase, seconds) in order: make's walk of the kernel tree before the first command,
+    /// then each Kbuild step (RUSTC, CC, MODPOST, LD, ...) until the next starts. Empty
+    /// when the module was up to date.
+    pub phases: Vec<(String, f64)>,
+}
+
+/// The phase a quiet-Kbuild line starts ("  RUSTC [M] /x/kchan_main.o" -> "RUSTC kchan_main.o").
+fn phase_of(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace();
+    let verb = words.next()?;
+    if !verb.chars().all(|c| c.is_ascii_uppercase() || c == '_') || verb.len() < 2 {
+        return None;
+    }
+    let target = words.find(|w| *w != "[M]")?;
+    let file = target.rsplit('/').next().unwrap_or(target);
+    Some(format!("{verb} {file}"))
+}
+
+/// `build`, timing each phase of make's output.
+pub fn build_timed(
+    kname: &str,
+    kernel: &BuiltKernel,
+    module_src: &Path,
+    name: &str,
+    tc: &Toolchain,
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<ModuleBuild, String> {
     let key = Key::new("module-1")
         .str("kernel", &kernel.key)
         .str("name", name)
@@ -47,7 +82,11 @@ pub fn build(
     let ko = dir.join(&file);
     if ko.is_file() {
         progress.message(&format!("{kname}: module up to date ({key})"));
-        return Ok((ko, key));
+        return Ok(ModuleBuild {
+            ko,
+            key,
+            phases: vec![],
+        });
     }
     // Build in a copy: Kbuild writes its objects next to the sources.
     let work = dir.join("build");
@@ -68,7 +107,26 @@ pub fn build(
     ));
     let mut c = kernel.make(tc);
     c.arg(format!("M={}", work.display())).arg("modules");
-    run_logged(c, &log, &format!("{kname}: module build"), &|_| {})?;
+    let started = std::time::Instant::now();
+    let marks = std::sync::Mutex::new(vec![("make: reading the kernel tree".to_owned(), started)]);
+    run_logged(c, &log, &format!("{kname}: module build"), &|line| {
+        if let Some(p) = phase_of(line) {
+            marks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((p, std::time::Instant::now()));
+        }
+    })?;
+    let ended = std::time::Instant::now();
+    let marks = marks.into_inner().unwrap_or_else(|e| e.into_inner());
+    let phases = marks
+        .iter()
+        .enumerate()
+        .map(|(i, (p, t))| {
+            let next = marks.get(i + 1).map_or(ended, |m| m.1);
+            (p.clone(), (next - *t).as_secs_f64())
+        })
+        .collect();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     for w in text.lines().filter(|l| l.contains("warning:")) {
         progress.message(&format!("{kname}: module build warning: {}", w.trim()));
@@ -79,5 +137,22 @@ pub fn build(
             log.display()
         )
     })?;
-    Ok((ko, key))
+    Ok(ModuleBuild { ko, key, phases })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kbuild_lines_name_their_phase() {
+        assert_eq!(
+            super::phase_of("  RUSTC [M] /c/modules/6.12-x/build/kchan_main.o").as_deref(),
+            Some("RUSTC kchan_main.o")
+        );
+        assert_eq!(
+            super::phase_of("  MODPOST /c/build/Module.symvers").as_deref(),
+            Some("MODPOST Module.symvers")
+        );
+        assert_eq!(super::phase_of("make: Entering directory '/x'"), None);
+        assert_eq!(super::phase_of("warning: unused"), None);
+    }
 }

@@ -88,7 +88,10 @@ pub fn save(qmp: &mut Qmp, path: &Path) -> Result<Duration, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let tmp = path.with_extension(format!("part{}", std::process::id()));
+    // One temporary file per save: VMs of one image booting at once each save their own.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("part{}-{n}", std::process::id()));
     let uri = format!("exec:cat > {}", quoted(&tmp));
     let saved = qmp
         .execute("migrate", serde_json::json!({ "uri": uri }))
