@@ -145,7 +145,7 @@ fn a_changed_machine_or_image_gets_another_snapshot() {
 }
 
 #[test]
-fn vms_of_one_image_booting_at_once_each_save_a_whole_snapshot() {
+fn vms_of_one_image_booting_at_once_leave_one_whole_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let boots: Vec<Vm> = std::thread::scope(|s| {
@@ -154,11 +154,16 @@ fn vms_of_one_image_booting_at_once_each_save_a_whole_snapshot() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    // Whichever finds no snapshot once it is ready saves one (both, when they get there
+    // together); neither may report a failure.
+    let saved = boots.iter().filter(|vm| vm.snapshot_saved.is_some()).count();
+    assert!(saved >= 1);
     for vm in boots {
         assert!(!vm.restored);
-        assert!(vm.snapshot_saved.is_some(), "{:?}", vm.boot_note);
+        assert_eq!(vm.boot_note, None);
         vm.shutdown();
     }
+    println!("{saved} of 2 saved");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .flatten()
