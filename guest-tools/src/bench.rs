@@ -211,6 +211,10 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
         rows.push(latency_row("ip_ttl_get", s, Some(null_median)));
     }
     if want(Target::Proc) {
+        // A message in the buffer first: reading an empty one would measure nothing.
+        let w = open_path(abi::PROC_BUFFER, OFlag::O_WRONLY)?;
+        let msg = [b'k'; 64];
+        nix::unistd::write(&w, &msg).map_err(|e| Error::sys("write", e))?;
         let fd = open_path(abi::PROC_BUFFER, OFlag::O_RDONLY)?;
         let mut buf = vec![0u8; 4096];
         let s = time_each(n, || {
@@ -221,6 +225,9 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
         rows.push(latency_row("proc_read", s, Some(null_median)));
         // The same number of bytes from a file the kernel generates on each read.
         let len = nix::sys::uio::pread(&fd, &mut buf, 0).map_err(|e| Error::sys("pread", e))?;
+        if len == 0 {
+            return Err(Error::msg("bench proc_read", "the buffer reads back empty"));
+        }
         let reference_fd = reference::proc_reference()?;
         let mut same = vec![0u8; len.max(1)];
         let s = time_each(n, || {

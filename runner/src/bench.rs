@@ -467,6 +467,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         ));
     }
     let mut restores = Vec::new();
+    let mut phases: Vec<(&str, Vec<f64>)> = Vec::new();
     for _ in 0..runs {
         let vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
         if !vm.restored {
@@ -476,6 +477,12 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
             )));
         }
         restores.push(vm.boot_time.as_secs_f64());
+        for (i, (name, d)) in vm.boot_phases.iter().enumerate() {
+            if phases.len() <= i {
+                phases.push((name, Vec::new()));
+            }
+            phases[i].1.push(d.as_secs_f64());
+        }
         vm.shutdown();
     }
     figures.push(Figure::from_samples(
@@ -484,6 +491,14 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         restores,
         Target::AtMost(0.15),
     ));
+    for (name, samples) in phases {
+        figures.push(Figure::from_samples(
+            &format!("  of which: {name}"),
+            "s",
+            samples,
+            Target::AtMost(f64::INFINITY),
+        ));
+    }
 
     eprintln!("kspec: bench: per-step overhead and channels");
     let mut vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;

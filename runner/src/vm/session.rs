@@ -137,6 +137,8 @@ pub struct Vm {
     pub snapshot_saved: Option<Duration>,
     /// Why a snapshot was not used or not saved, if that happened.
     pub boot_note: Option<String>,
+    /// Where the boot time went: (phase, time since the previous phase).
+    pub boot_phases: Vec<(&'static str, Duration)>,
 }
 
 impl Vm {
@@ -238,9 +240,10 @@ impl Vm {
             restored: snapshot.is_some(),
             snapshot_saved: None,
             boot_note: None,
+            boot_phases: vec![("QEMU started", started.elapsed())],
         };
         if snapshot.is_some() {
-            vm.resume(cfg.boot_timeout)?;
+            vm.resume(cfg.boot_timeout, started)?;
         }
         match vm.pump(Instant::now() + cfg.boot_timeout, |i| i.ready.is_some()) {
             Ok(()) => {}
@@ -263,6 +266,7 @@ impl Vm {
         }
         let ready = vm.inbox.ready.expect("pumped until ready");
         vm.boot_time = started.elapsed();
+        vm.phase("agent ready", started);
         vm.guest_ready_uptime = ready.uptime_ms as f64 / 1000.0;
         vm.cpus = ready.cpus;
         Ok(vm)
@@ -271,14 +275,16 @@ impl Vm {
     /// A restored guest: once QEMU runs it (bytes sent earlier are lost in the restore), tell
     /// the agent, with fresh entropy and the wall clock, so that no two restored VMs share
     /// their random numbers or a stale time; it answers with a new ready frame.
-    fn resume(&mut self, bound: Duration) -> Result<(), VmError> {
+    fn resume(&mut self, bound: Duration, started: Instant) -> Result<(), VmError> {
         let boot_err = |m: String| VmError::Boot {
             message: m,
             console_tail: vec![],
         };
         let deadline = Instant::now() + bound;
         let mut qmp = Qmp::connect(&self.qmp_path, deadline).map_err(boot_err)?;
+        self.phase("QMP connected", started);
         qmp.wait_running(deadline).map_err(boot_err)?;
+        self.phase("state loaded, running", started);
         let mut entropy = vec![0u8; 64];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut entropy))
@@ -295,6 +301,11 @@ impl Vm {
                 wall_clock_ns,
             },
         )
+    }
+
+    fn phase(&mut self, name: &'static str, started: Instant) {
+        let so_far: Duration = self.boot_phases.iter().map(|p| p.1).sum();
+        self.boot_phases.push((name, started.elapsed().saturating_sub(so_far)));
     }
 
     /// Send one frame; the guest must take it within `GRACE`.
