@@ -156,7 +156,10 @@ fn vms_of_one_image_booting_at_once_leave_one_whole_snapshot() {
     });
     // Whichever finds no snapshot once it is ready saves one (both, when they get there
     // together); neither may report a failure.
-    let saved = boots.iter().filter(|vm| vm.snapshot_saved.is_some()).count();
+    let saved = boots
+        .iter()
+        .filter(|vm| vm.snapshot_saved.is_some())
+        .count();
     assert!(saved >= 1);
     for vm in boots {
         assert!(!vm.restored);

@@ -39,6 +39,37 @@ pub fn build(
     build_timed(kname, kernel, module_src, name, tc, cache, progress).map(|b| (b.ko, b.key))
 }
 
+/// Make `work` hold exactly the module sources of `src`: changed or new files are copied
+/// (a fresh mtime), unchanged ones are left as they are, sources gone from `src` are removed;
+/// build products are Kbuild's to manage.
+fn sync_sources(src: &Path, work: &Path) -> Result<(), String> {
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let mut wanted = std::collections::HashSet::new();
+    for e in std::fs::read_dir(src).map_err(|e| io(src, e))? {
+        let p = e.map_err(|e| io(src, e))?.path();
+        if !(p.is_file() && is_module_source(&p)) {
+            continue;
+        }
+        let name = p.file_name().unwrap_or_default().to_owned();
+        let dest = work.join(&name);
+        let new = std::fs::read(&p).map_err(|e| io(&p, e))?;
+        if std::fs::read(&dest).ok().as_deref() != Some(&new[..]) {
+            std::fs::write(&dest, &new).map_err(|e| io(&dest, e))?;
+        }
+        wanted.insert(name);
+    }
+    for e in std::fs::read_dir(work).map_err(|e| io(work, e))? {
+        let p = e.map_err(|e| io(work, e))?.path();
+        if p.is_file()
+            && is_module_source(&p)
+            && !wanted.contains(p.file_name().unwrap_or_default())
+        {
+            std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// A module build and where its time went.
 pub struct ModuleBuild {
     pub ko: PathBuf,
@@ -88,17 +119,12 @@ pub fn build_timed(
             phases: vec![],
         });
     }
-    // Build in a copy: Kbuild writes its objects next to the sources.
-    let work = dir.join("build");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    for e in std::fs::read_dir(module_src).map_err(|e| format!("{}: {e}", module_src.display()))? {
-        let p = e.map_err(|e| e.to_string())?.path();
-        if p.is_file() && is_module_source(&p) {
-            std::fs::copy(&p, work.join(p.file_name().unwrap_or_default()))
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-    }
+    // Build in a copy (Kbuild writes its objects next to the sources) that lives on between
+    // builds for this kernel: only files whose content changed are rewritten, so make
+    // recompiles only what an edit touched (a Rust edit leaves the C glue's object alone).
+    let work = cache.dir(&["modules", &format!("{kname}-{}-{name}-work", kernel.key)])?;
+    let _work_lock = cache.lock(&work, progress)?;
+    sync_sources(module_src, &work)?;
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     progress.message(&format!(

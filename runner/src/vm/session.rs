@@ -305,7 +305,8 @@ impl Vm {
 
     fn phase(&mut self, name: &'static str, started: Instant) {
         let so_far: Duration = self.boot_phases.iter().map(|p| p.1).sum();
-        self.boot_phases.push((name, started.elapsed().saturating_sub(so_far)));
+        self.boot_phases
+            .push((name, started.elapsed().saturating_sub(so_far)));
     }
 
     /// Send one frame; the guest must take it within `GRACE`.
