@@ -668,22 +668,36 @@ mod tests {
     }
 
     #[test]
-    fn channel_rows_become_ratios() {
+    fn channel_rows_become_ratios_to_their_references() {
         let json = r#"[{"name":"null_syscall","unit":"ns","min":400,"median":500,"p99":600,"ratio":1.0},
             {"name":"sockopt_get","unit":"ns","min":1000,"median":1500,"p99":2000,"ratio":3.0},
+            {"name":"ip_ttl_get","unit":"ns","min":500,"median":600,"p99":700,"ratio":1.2},
             {"name":"proc_read","unit":"ns","min":900,"median":1000,"p99":1200,"ratio":2.0},
+            {"name":"proc_ref_read","unit":"ns","min":900,"median":1000,"p99":1100,"ratio":2.0},
             {"name":"netlink_echo","unit":"ns","min":5000,"median":6000,"p99":9000,"ratio":12.0},
+            {"name":"unix_dgram_rtt","unit":"ns","min":2000,"median":3000,"p99":4000,"ratio":6.0},
             {"name":"netlink_burst","unit":"msgs/s","min":1,"median":150000,"p99":2,"ratio":null},
+            {"name":"unix_dgram_burst","unit":"msgs/s","min":1,"median":200000,"p99":2,"ratio":null},
             {"name":"memcpy","unit":"MB/s","min":1000,"median":1000,"p99":1000,"ratio":1.0},
             {"name":"mmap_write","unit":"MB/s","min":800,"median":900,"p99":950,"ratio":0.9}]"#;
         let figs = channel_figures(&parse_kchanctl(json).unwrap()).unwrap();
         let by = |n: &str| figs.iter().find(|f| f.name.starts_with(n)).unwrap().clone();
-        assert!((by("sockopt").median - 3.0).abs() < 1e-9 && by("sockopt").met());
-        assert!(!by("netlink echo").met());
+        // 1500 / 600 = 2.5 > 2: a sockopt get slower than twice the kernel's own getsockopt.
+        let sockopt = by("sockopt get / getsockopt");
+        assert!((sockopt.median - 2.5).abs() < 1e-9 && !sockopt.met());
+        let echo = by("netlink echo / UNIX");
+        assert!((echo.median - 2.0).abs() < 1e-9 && !echo.met());
+        assert!(by("proc read / read of").met());
+        assert!((by("netlink burst / UNIX").median - 0.75).abs() < 1e-9);
+        assert!(by("netlink burst / the seed").met());
         assert!(by("netlink burst").met());
-        assert!((by("mmap").median - 0.9).abs() < 1e-9);
+        let mmap = by("mmap");
+        assert!((mmap.median - 0.9).abs() < 1e-9 && mmap.met());
         let svg = to_svg("t", &figs[1..]);
         assert!(svg.starts_with("<svg") && svg.contains("target"));
         assert!(render_table(&figs).contains("NO"));
+        // A kchanctl without a reference row is an error, not a figure against nothing.
+        let old = json.replace("ip_ttl_get", "something_else");
+        assert!(channel_figures(&parse_kchanctl(&old).unwrap()).is_err());
     }
 }
