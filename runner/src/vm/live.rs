@@ -36,11 +36,26 @@ impl Drop for Registration {
 pub fn stop_all() -> usize {
     let mut l = LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let n = l.1.len();
-    for v in l.1.drain(..) {
+    let stopped: Vec<Live> = l.1.drain(..).collect();
+    for v in &stopped {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(v.pid),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+    // Reap them (they are this process's children), so none outlives the exit even briefly;
+    // a SIGKILLed process is gone within milliseconds, the bound only stops a hang.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for v in &stopped {
+        let pid = nix::unistd::Pid::from_raw(v.pid);
+        while std::time::Instant::now() < deadline {
+            match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                _ => break,
+            }
+        }
         let _ = std::fs::remove_dir_all(&v.dir);
     }
     std::mem::forget(l);
