@@ -49,6 +49,8 @@ pub enum Target {
     AtMost(f64),
     /// At least this much (rates, ratios where bigger is better).
     AtLeast(f64),
+    /// No target: a figure shown for what it tells (a breakdown, a baseline).
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -81,16 +83,19 @@ impl Figure {
     }
 
     /// median / target: <= 1 meets an AtMost target, >= 1 meets an AtLeast one.
-    pub fn ratio(&self) -> f64 {
+    pub fn ratio(&self) -> Option<f64> {
         match self.target {
-            Target::AtMost(t) | Target::AtLeast(t) => self.median / t,
+            Target::AtMost(t) | Target::AtLeast(t) => Some(self.median / t),
+            Target::None => None,
         }
     }
 
-    pub fn met(&self) -> bool {
+    /// Whether the target is met; None without one.
+    pub fn met(&self) -> Option<bool> {
         match self.target {
-            Target::AtMost(t) => self.median <= t,
-            Target::AtLeast(t) => self.median >= t,
+            Target::AtMost(t) => Some(self.median <= t),
+            Target::AtLeast(t) => Some(self.median >= t),
+            Target::None => None,
         }
     }
 
@@ -98,6 +103,7 @@ impl Figure {
         match self.target {
             Target::AtMost(t) => format!("<= {}", num(t)),
             Target::AtLeast(t) => format!(">= {}", num(t)),
+            Target::None => "-".into(),
         }
     }
 }
@@ -116,20 +122,24 @@ fn num(v: f64) -> String {
 
 pub fn render_table(figures: &[Figure]) -> String {
     let mut s = format!(
-        "{:<34} {:<9} {:>10} {:>10} {:>10} {:>12} {:>9}  {}\n",
+        "{:<50} {:<7} {:>10} {:>10} {:>10} {:>12} {:>6}  {}\n",
         "figure", "unit", "min", "median", "max", "target", "ratio", "met"
     );
     for f in figures {
         s.push_str(&format!(
-            "{:<34} {:<9} {:>10} {:>10} {:>10} {:>12} {:>9}  {}\n",
+            "{:<50} {:<7} {:>10} {:>10} {:>10} {:>12} {:>6}  {}\n",
             f.name,
             f.unit,
             num(f.min),
             num(f.median),
             num(f.max),
             f.target_text(),
-            format!("{:.2}", f.ratio()),
-            if f.met() { "yes" } else { "NO" }
+            f.ratio().map_or("-".into(), |r| format!("{r:.2}")),
+            match f.met() {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
         ));
     }
     s
@@ -141,8 +151,8 @@ pub fn to_json(kernel: &str, accel: &str, figures: &[Figure]) -> serde_json::Val
         "accel": accel,
         "figures": figures.iter().map(|f| json!({
             "name": f.name, "unit": f.unit, "min": f.min, "median": f.median, "max": f.max,
-            "target": match f.target { Target::AtMost(t) | Target::AtLeast(t) => t },
-            "target_kind": match f.target { Target::AtMost(_) => "at_most", Target::AtLeast(_) => "at_least" },
+            "target": match f.target { Target::AtMost(t) | Target::AtLeast(t) => Some(t), Target::None => None },
+            "target_kind": match f.target { Target::AtMost(_) => "at_most", Target::AtLeast(_) => "at_least", Target::None => "none" },
             "ratio": f.ratio(), "met": f.met(),
         })).collect::<Vec<_>>(),
     })
@@ -154,6 +164,8 @@ pub fn to_svg(title: &str, figures: &[Figure]) -> String {
     let row = 28.0;
     let left = 260.0;
     let width = 420.0;
+    // Only figures with a target have a place on an axis scaled by it.
+    let figures: Vec<&Figure> = figures.iter().filter(|f| f.ratio().is_some()).collect();
     let height = 60.0 + row * figures.len() as f64;
     // The axis spans 0..2 x target, bars are clamped at the edge.
     let scale = width / 2.0;
@@ -165,16 +177,20 @@ pub fn to_svg(title: &str, figures: &[Figure]) -> String {
     );
     for (i, f) in figures.iter().enumerate() {
         let y = 40.0 + row * i as f64;
-        let r = f.ratio();
+        let r = f.ratio().unwrap_or(f64::NAN);
         let bar = if r.is_finite() {
             (r.min(2.0)) * scale
         } else {
             0.0
         };
-        let color = if f.met() { "#3a9a4a" } else { "#c0392b" };
+        let color = if f.met() == Some(true) {
+            "#3a9a4a"
+        } else {
+            "#c0392b"
+        };
         let how = match f.target {
             Target::AtMost(_) => "lower is better",
-            Target::AtLeast(_) => "higher is better",
+            Target::AtLeast(_) | Target::None => "higher is better",
         };
         s.push_str(&format!(
             "<text x=\"10\" y=\"{ty}\">{}</text>\n<rect x=\"{left}\" y=\"{y}\" width=\"{bar:.1}\" height=\"18\" fill=\"{color}\"/>\n\
@@ -233,7 +249,7 @@ fn channel_figures(
         min: null.0,
         median: null.1,
         max: null.2,
-        target: Target::AtMost(f64::INFINITY),
+        target: Target::None,
     }];
     // Each channel against the same class of work done by the kernel's own code.
     let vs = |row: &str, reference: &str| -> Result<(f64, f64, f64), String> {
@@ -283,7 +299,7 @@ fn channel_figures(
             min,
             median,
             max,
-            target: Target::AtMost(f64::INFINITY),
+            target: Target::None,
         });
     }
     let burst = get("netlink_burst")?;
@@ -371,13 +387,13 @@ fn module_edit(repo: &Repo, img: &Image) -> Result<Vec<Figure>, String> {
             "module: full build of kchan.ko",
             "s",
             vec![full],
-            Target::AtMost(f64::INFINITY),
+            Target::None,
         ),
         Figure::from_samples(
             "module edit: rebuild kchan.ko",
             "s",
             vec![total],
-            Target::AtMost(f64::INFINITY),
+            Target::None,
         ),
     ];
     for (phase, secs) in built.phases {
@@ -385,7 +401,7 @@ fn module_edit(repo: &Repo, img: &Image) -> Result<Vec<Figure>, String> {
             &format!("  module build: {phase}"),
             "s",
             vec![secs],
-            Target::AtMost(f64::INFINITY),
+            Target::None,
         ));
     }
     Ok(figs)
@@ -465,7 +481,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         "boot: guest uptime at ready",
         "s",
         uptimes,
-        Target::AtMost(f64::INFINITY),
+        Target::None,
     ));
     // A snapshot of its own, so the figures are of this build and nothing else.
     let snaps = tempfile::tempdir().map_err(|e| env(e.to_string()))?;
@@ -479,7 +495,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
             "snapshot: save (once per image)",
             "s",
             vec![saved.as_secs_f64()],
-            Target::AtMost(f64::INFINITY),
+            Target::None,
         ));
     }
     let mut restores = Vec::new();
@@ -512,7 +528,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
             &format!("  of which: {name}"),
             "s",
             samples,
-            Target::AtMost(f64::INFINITY),
+            Target::None,
         ));
     }
 
@@ -538,13 +554,13 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         "  of which fork, exec and exit of sh",
         "ms",
         in_guest,
-        Target::AtMost(f64::INFINITY),
+        Target::None,
     ));
     figures.push(Figure::from_samples(
         "  of which protocol, agent and host",
         "ms",
         rest,
-        Target::AtMost(f64::INFINITY),
+        Target::None,
     ));
     // Random bytes: the worst case for the protocol's byte stuffing.
     let mut port = Vec::new();
@@ -618,7 +634,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
             &format!("warm suite ({} cases, {jobs} jobs)", reports.len()),
             "s",
             vec![secs],
-            Target::AtMost(15.0),
+            Target::AtMost(10.0),
         ));
     }
 
@@ -645,7 +661,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         );
         let shown: Vec<Figure> = figures
             .into_iter()
-            .filter(|f| f.ratio().is_finite() && f.ratio() > 0.0)
+            .filter(|f| f.ratio().is_some_and(|r| r.is_finite() && r > 0.0))
             .collect();
         std::fs::write(p, to_svg(&title, &shown))
             .map_err(|e| env(format!("{}: {e}", p.display())))?;
@@ -661,10 +677,13 @@ mod tests {
     fn figures_compare_medians_with_targets() {
         let f = Figure::from_samples("boot", "s", vec![1.2, 0.4, 0.9], Target::AtMost(0.5));
         assert_eq!((f.min, f.median, f.max), (0.4, 0.9, 1.2));
-        assert!(!f.met());
-        assert!((f.ratio() - 1.8).abs() < 1e-9);
+        assert_eq!(f.met(), Some(false));
+        assert!((f.ratio().unwrap() - 1.8).abs() < 1e-9);
         let g = Figure::from_samples("burst", "msgs/s", vec![200000.0], Target::AtLeast(100325.0));
-        assert!(g.met());
+        assert_eq!(g.met(), Some(true));
+        let info = Figure::from_samples("phase", "s", vec![1.0], Target::None);
+        assert_eq!((info.met(), info.ratio()), (None, None));
+        assert!(render_table(&[info]).contains(" -  "));
     }
 
     #[test]
@@ -684,15 +703,15 @@ mod tests {
         let by = |n: &str| figs.iter().find(|f| f.name.starts_with(n)).unwrap().clone();
         // 1500 / 600 = 2.5 > 2: a sockopt get slower than twice the kernel's own getsockopt.
         let sockopt = by("sockopt get / getsockopt");
-        assert!((sockopt.median - 2.5).abs() < 1e-9 && !sockopt.met());
+        assert!((sockopt.median - 2.5).abs() < 1e-9 && sockopt.met() == Some(false));
         let echo = by("netlink echo / UNIX");
-        assert!((echo.median - 2.0).abs() < 1e-9 && !echo.met());
-        assert!(by("proc read / read of").met());
+        assert!((echo.median - 2.0).abs() < 1e-9 && echo.met() == Some(false));
+        assert_eq!(by("proc read / read of").met(), Some(true));
         assert!((by("netlink burst / UNIX").median - 0.75).abs() < 1e-9);
-        assert!(by("netlink burst / the seed").met());
-        assert!(by("netlink burst").met());
+        assert_eq!(by("netlink burst / the seed").met(), Some(true));
+        assert_eq!(by("netlink burst").met(), Some(true));
         let mmap = by("mmap");
-        assert!((mmap.median - 0.9).abs() < 1e-9 && mmap.met());
+        assert!((mmap.median - 0.9).abs() < 1e-9 && mmap.met() == Some(true));
         let svg = to_svg("t", &figs[1..]);
         assert!(svg.starts_with("<svg") && svg.contains("target"));
         assert!(render_table(&figs).contains("NO"));
