@@ -85,6 +85,13 @@ impl Inbox {
         }
     }
 
+    /// Put records taken earlier (a settle of the host's own) back before the ones waiting,
+    /// so that the next step's start still reports them.
+    pub fn requeue(&mut self, mut earlier: KmsgBatch) {
+        earlier.append(std::mem::take(&mut self.pending));
+        self.pending = earlier;
+    }
+
     pub fn garbage(&self) -> u64 {
         self.decoder.garbage
     }

@@ -106,6 +106,9 @@ impl VmError {
     }
 }
 
+/// How long the kernel log must stay quiet after boot before a snapshot is saved.
+const SNAPSHOT_QUIET: Duration = Duration::from_secs(1);
+
 /// Console lines kept for crash reports.
 const TAIL_LINES: usize = 40;
 /// How long the guest may stay silent beyond a step's own bound before it is declared hung
@@ -163,9 +166,17 @@ impl Vm {
         let mut vm = Vm::start(cfg, extra_initramfs, None)?;
         vm.boot_note = note;
         if let Some(snap) = snapshot.filter(|p| !p.is_file()) {
+            // Boot leaves delayed work behind (the TSC's refined calibration switches the
+            // clocksource about a second in): let it land first, or every restored VM would
+            // replay it into one of its steps. What it logs stays for the first step's window.
+            let settled = vm.settle(SNAPSHOT_QUIET, SNAPSHOT_QUIET * 10)?;
+            vm.inbox.requeue(settled.records);
             let deadline = Instant::now() + GRACE;
-            let saved = Qmp::connect(&vm.qmp_path, deadline)
-                .and_then(|mut q| snapshot::save(&mut q, &snap));
+            let saved = if vm.seq_out != snapshot::HOST_FRAMES {
+                Err(format!("the host sent {} frames before it", vm.seq_out))
+            } else {
+                Qmp::connect(&vm.qmp_path, deadline).and_then(|mut q| snapshot::save(&mut q, &snap))
+            };
             match saved {
                 Ok(took) => vm.snapshot_saved = Some(took),
                 Err(e) => vm.boot_note = Some(format!("snapshot not saved: {e}")),
@@ -243,6 +254,9 @@ impl Vm {
             boot_phases: vec![("QEMU started", started.elapsed())],
         };
         if snapshot.is_some() {
+            // The saved agent has taken the host's frames before the snapshot (and their ids).
+            vm.seq_out = snapshot::HOST_FRAMES;
+            vm.next_step = snapshot::HOST_FRAMES + 1;
             vm.resume(cfg.boot_timeout, started)?;
         }
         match vm.pump(Instant::now() + cfg.boot_timeout, |i| i.ready.is_some()) {

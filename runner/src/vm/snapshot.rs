@@ -14,7 +14,11 @@ use super::qemu::VmConfig;
 use super::qmp::Qmp;
 
 /// Bumped when what a snapshot holds changes (the agent's resume handshake, QEMU's options).
-const RECIPE: &str = "snapshot-1";
+const RECIPE: &str = "snapshot-2";
+
+/// Frames the host has sent when a snapshot is saved (one settle): a restored VM's agent
+/// expects the host's frames to go on from there.
+pub const HOST_FRAMES: u32 = 1;
 
 /// Saving is migration to a local file: seconds at most, even for a debug kernel's memory.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
