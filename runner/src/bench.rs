@@ -361,7 +361,7 @@ fn module_edit(repo: &Repo, img: &Image) -> Result<Vec<Figure>, String> {
     let tc = image::Toolchain::detect(&real)?;
     let cache = image::Cache::at(scratch.path().join("cache"))?;
     let build = |src: &std::path::Path| {
-        image::module::build_timed(
+        image::module::build(
             &img.kernel.name,
             &img.built,
             src,

@@ -41,7 +41,7 @@ fn setup() -> &'static Setup {
         let kernels = images
             .into_iter()
             .map(|image| {
-                let (faults_ko, _) = image::module::build(
+                let faults_ko = image::module::build(
                     &image.kernel.name,
                     &image.built,
                     &src,
@@ -50,7 +50,8 @@ fn setup() -> &'static Setup {
                     &cache,
                     &progress,
                 )
-                .expect("kspec_faults.ko");
+                .expect("kspec_faults.ko")
+                .ko;
                 Kernel { image, faults_ko }
             })
             .collect();

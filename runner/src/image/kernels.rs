@@ -189,17 +189,21 @@ impl KernelList {
 }
 
 impl Kernel {
-    /// The source to use here: `github_source` (when present) on GitHub Actions or with
-    /// KSPEC_SOURCE=github; `source` otherwise or with KSPEC_SOURCE=local.
-    pub fn effective_source(&self) -> &Source {
+    /// The source to use here: a developer's tree (`--kernel-src`) when given; else
+    /// `github_source` (when present) on GitHub Actions or with KSPEC_SOURCE=github; `source`
+    /// otherwise or with KSPEC_SOURCE=local.
+    pub fn effective_source(&self, kernel_src: Option<&Path>) -> Source {
+        if let Some(p) = kernel_src {
+            return Source::Path(p.to_owned());
+        }
         let github = match std::env::var("KSPEC_SOURCE").as_deref() {
             Ok("github") => true,
             Ok("local") => false,
             _ => std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true"),
         };
         match &self.github_source {
-            Some(g) if github => g,
-            _ => &self.source,
+            Some(g) if github => g.clone(),
+            _ => self.source.clone(),
         }
     }
 

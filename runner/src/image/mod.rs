@@ -124,10 +124,7 @@ pub fn build_images(
     let init = repo.root.join("images/init");
     let mut images = Vec::new();
     for k in kernels {
-        let source = match &opts.kernel_src {
-            Some(p) => Source::Path(p.clone()),
-            None => k.effective_source().clone(),
-        };
+        let source = k.effective_source(opts.kernel_src.as_deref());
         let tree = source::obtain(&source, &repo.keys_dir(), &cache, progress)?;
         let built = kernel::build(
             k,
@@ -138,7 +135,7 @@ pub fn build_images(
             progress,
             jobs,
         )?;
-        let (module, module_key) = module::build(
+        let module = module::build(
             &k.name,
             &built,
             &repo.root.join("guest-kmod"),
@@ -150,7 +147,7 @@ pub fn build_images(
         let release = built.release()?;
         let rootfs = repo.root.join("images/rootfs");
         let key = cache::Key::new("initramfs-3")
-            .str("module", &module_key)
+            .str("module", &module.key)
             .str("tools", &tools.key)
             .str("release", &release)
             .file("init", &init)?
@@ -166,7 +163,7 @@ pub fn build_images(
                 busybox,
                 init: &init,
                 rootfs: &rootfs,
-                module: &module,
+                module: &module.ko,
                 kchanctl: &tools.kchanctl,
                 agent: &tools.agent,
                 release: &release,
@@ -187,7 +184,7 @@ pub fn build_images(
         images.push(Image {
             kernel: (*k).clone(),
             built,
-            module,
+            module: module.ko,
             kchanctl: tools.kchanctl.clone(),
             agent: tools.agent.clone(),
             initramfs,
@@ -208,10 +205,7 @@ pub fn fetch_sources(
     kernels
         .iter()
         .map(|k| {
-            let source = match kernel_src {
-                Some(p) => Source::Path(p.to_owned()),
-                None => k.effective_source().clone(),
-            };
+            let source = k.effective_source(kernel_src);
             source::obtain(&source, &repo.keys_dir(), &cache, progress).map(|t| t.dir)
         })
         .collect()
@@ -228,11 +222,7 @@ pub fn kernel_keys(
     kernels
         .iter()
         .map(|k| {
-            let source = match kernel_src {
-                Some(p) => Source::Path(p.to_owned()),
-                None => k.effective_source().clone(),
-            };
-            let id = source::identity(&source, &cache)?;
+            let id = source::identity(&k.effective_source(kernel_src), &cache)?;
             kernel::cache_key(k, &id, &repo.root.join("images/kconfig"), &tc)
         })
         .collect()

@@ -26,19 +26,6 @@ fn is_module_source(p: &Path) -> bool {
         || name == "Makefile"
 }
 
-/// Build `<name>.ko` from the Kbuild sources in `module_src` for kernel `kname`.
-pub fn build(
-    kname: &str,
-    kernel: &BuiltKernel,
-    module_src: &Path,
-    name: &str,
-    tc: &Toolchain,
-    cache: &Cache,
-    progress: &dyn Progress,
-) -> Result<(PathBuf, String), String> {
-    build_timed(kname, kernel, module_src, name, tc, cache, progress).map(|b| (b.ko, b.key))
-}
-
 /// Make `work` hold exactly the module sources of `src`: changed or new files are copied
 /// (a fresh mtime), unchanged ones are left as they are, sources gone from `src` are removed;
 /// build products are Kbuild's to manage.
@@ -92,8 +79,9 @@ fn phase_of(line: &str) -> Option<String> {
     Some(format!("{verb} {file}"))
 }
 
-/// `build`, timing each phase of make's output.
-pub fn build_timed(
+/// Build `<name>.ko` from the Kbuild sources in `module_src` for kernel `kname`, timing each
+/// phase of make's output.
+pub fn build(
     kname: &str,
     kernel: &BuiltKernel,
     module_src: &Path,
