@@ -67,35 +67,56 @@ impl Qmp {
         }
     }
 
-    /// Poll `query-migrate` until the migration completes (Ok) or fails, or `deadline`.
-    pub fn wait_migration(&mut self, deadline: Instant) -> Result<(), String> {
+    /// Run `query` every `every` until `done` says how it ended (Some), or `deadline`.
+    fn poll(
+        &mut self,
+        query: &str,
+        every: Duration,
+        deadline: Instant,
+        done: impl Fn(&Value) -> Option<Result<(), String>>,
+    ) -> Result<(), String> {
         loop {
-            let r = self.execute("query-migrate", json!({}))?;
-            match r["status"].as_str() {
-                Some("completed") => return Ok(()),
-                Some("failed" | "cancelled") => {
-                    return Err(format!("migration {}: {}", r["status"], r["error-desc"]))
-                }
-                _ if Instant::now() >= deadline => return Err("migration timed out".into()),
-                _ => std::thread::sleep(Duration::from_millis(5)),
+            let r = self.execute(query, json!({}))?;
+            if let Some(end) = done(&r) {
+                return end;
             }
+            if Instant::now() >= deadline {
+                return Err(format!("{query}: still {} at the deadline", r["status"]));
+            }
+            std::thread::sleep(every);
         }
     }
 
-    /// Poll `query-status` until the VM runs, or `deadline`.
+    /// Until the migration completes (Ok) or fails, or `deadline`.
+    pub fn wait_migration(&mut self, deadline: Instant) -> Result<(), String> {
+        self.poll(
+            "query-migrate",
+            Duration::from_millis(5),
+            deadline,
+            |r| match r["status"].as_str() {
+                Some("completed") => Some(Ok(())),
+                Some("failed" | "cancelled") => Some(Err(format!(
+                    "migration {}: {}",
+                    r["status"], r["error-desc"]
+                ))),
+                _ => None,
+            },
+        )
+    }
+
+    /// Until the VM runs, or `deadline`.
     pub fn wait_running(&mut self, deadline: Instant) -> Result<(), String> {
-        loop {
-            let r = self.execute("query-status", json!({}))?;
-            match r["status"].as_str() {
-                Some("running") => return Ok(()),
+        self.poll(
+            "query-status",
+            Duration::from_millis(2),
+            deadline,
+            |r| match r["status"].as_str() {
+                Some("running") => Some(Ok(())),
                 Some(s @ ("internal-error" | "guest-panicked" | "shutdown")) => {
-                    return Err(format!("restored VM is {s}"))
+                    Some(Err(format!("restored VM is {s}")))
                 }
-                _ if Instant::now() >= deadline => {
-                    return Err(format!("restored VM still {} at the deadline", r["status"]))
-                }
-                _ => std::thread::sleep(Duration::from_millis(2)),
-            }
-        }
+                _ => None,
+            },
+        )
     }
 }

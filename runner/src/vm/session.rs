@@ -96,6 +96,14 @@ impl std::fmt::Display for VmError {
 }
 
 impl VmError {
+    /// A boot failure before the guest could say anything.
+    fn boot(message: String) -> VmError {
+        VmError::Boot {
+            message,
+            console_tail: vec![],
+        }
+    }
+
     pub fn console_tail(&self) -> &[String] {
         match self {
             VmError::Boot { console_tail, .. }
@@ -191,47 +199,43 @@ impl Vm {
         extra_initramfs: Option<&[u8]>,
         snapshot: Option<&Path>,
     ) -> Result<Vm, VmError> {
-        let boot_err = |m: String| VmError::Boot {
-            message: m,
-            console_tail: vec![],
-        };
         let dir = tempfile::Builder::new()
             .prefix("kspec-vm-")
             .tempdir()
-            .map_err(|e| boot_err(format!("tempdir: {e}")))?;
+            .map_err(|e| VmError::boot(format!("tempdir: {e}")))?;
         let mut cfg = cfg.clone();
         if let Some(extra) = extra_initramfs {
             // The kernel unpacks concatenated cpio archives in order.
             let mut data = std::fs::read(&cfg.initramfs)
-                .map_err(|e| boot_err(format!("{}: {e}", cfg.initramfs.display())))?;
+                .map_err(|e| VmError::boot(format!("{}: {e}", cfg.initramfs.display())))?;
             data.extend_from_slice(extra);
             let p = dir.path().join("initramfs.cpio");
-            std::fs::write(&p, data).map_err(|e| boot_err(format!("{}: {e}", p.display())))?;
+            std::fs::write(&p, data).map_err(|e| VmError::boot(format!("{}: {e}", p.display())))?;
             cfg.initramfs = p;
         }
         let console = dir.path().join("console");
         std::fs::write(&console, b"")
-            .map_err(|e| boot_err(format!("{}: {e}", console.display())))?;
+            .map_err(|e| VmError::boot(format!("{}: {e}", console.display())))?;
         let qmp_path = dir.path().join("qmp");
         let incoming = snapshot.map(snapshot::incoming);
         let started = Instant::now();
         let command = qemu::agent_command(&cfg, &console, &qmp_path, incoming.as_deref());
         let process = PtyProcess::new(command)
-            .map_err(|e| boot_err(format!("cannot start qemu-system-x86_64: {e}")))?;
+            .map_err(|e| VmError::boot(format!("cannot start qemu-system-x86_64: {e}")))?;
         let file = process
             .get_file_handle()
-            .map_err(|e| boot_err(format!("pty: {e}")))?;
+            .map_err(|e| VmError::boot(format!("pty: {e}")))?;
         // Non-blocking, so that a write to a guest that stopped reading has a deadline.
         set_nonblocking(&file);
         let reader = file
             .try_clone()
-            .map_err(|e| boot_err(format!("pty: {e}")))?;
+            .map_err(|e| VmError::boot(format!("pty: {e}")))?;
         let live = super::live::register(process.child_pid.as_raw(), dir.path().to_owned());
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("kspec-console".into())
             .spawn(move || read_port(reader, tx))
-            .map_err(|e| boot_err(format!("thread: {e}")))?;
+            .map_err(|e| VmError::boot(format!("thread: {e}")))?;
         let mut vm = Vm {
             process,
             writer: file,
@@ -290,31 +294,15 @@ impl Vm {
     /// the agent, with fresh entropy and the wall clock, so that no two restored VMs share
     /// their random numbers or a stale time; it answers with a new ready frame.
     fn resume(&mut self, bound: Duration, started: Instant) -> Result<(), VmError> {
-        let boot_err = |m: String| VmError::Boot {
-            message: m,
-            console_tail: vec![],
-        };
         let deadline = Instant::now() + bound;
-        let mut qmp = Qmp::connect(&self.qmp_path, deadline).map_err(boot_err)?;
+        let mut qmp = Qmp::connect(&self.qmp_path, deadline).map_err(VmError::boot)?;
         self.phase("QMP connected", started);
-        qmp.wait_running(deadline).map_err(boot_err)?;
+        qmp.wait_running(deadline).map_err(VmError::boot)?;
         self.phase("state loaded, running", started);
-        let mut entropy = vec![0u8; 64];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut entropy))
-            .map_err(|e| boot_err(format!("/dev/urandom: {e}")))?;
-        let wall_clock_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let resume = snapshot::resume_message().map_err(VmError::boot)?;
         // The agent numbers its frames on from where the snapshot left it.
         self.inbox = Inbox::resumed();
-        self.send(
-            0,
-            Msg::Resume {
-                entropy,
-                wall_clock_ns,
-            },
-        )
+        self.send(0, resume)
     }
 
     fn phase(&mut self, name: &'static str, started: Instant) {

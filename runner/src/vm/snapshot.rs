@@ -110,3 +110,21 @@ pub fn save(qmp: &mut Qmp, path: &Path) -> Result<Duration, String> {
     }
     result.map(|()| started.elapsed())
 }
+
+/// What a restored agent is told before its first step: fresh host entropy (so that no two
+/// VMs restored from one snapshot share their random numbers) and the wall clock (the saved
+/// one is stale).
+pub fn resume_message() -> Result<kspec_protocol::Msg, String> {
+    use std::io::Read;
+    let mut entropy = vec![0u8; 64];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut entropy))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    let wall_clock_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Ok(kspec_protocol::Msg::Resume {
+        entropy,
+        wall_clock_ns,
+    })
+}
