@@ -57,12 +57,13 @@ impl World {
         }
     }
 
-    fn sign(&self, text: &str) -> Vec<u8> {
-        self.key.clearsign(text)
-    }
-
     fn sums_for(&self, tarball: &[u8]) -> String {
         sums_line(tarball, TARBALL)
+    }
+
+    /// sha256sums.asc for `tarball`, signed by the pinned key.
+    fn signed_sums(&self, tarball: &[u8]) -> Vec<u8> {
+        self.key.clearsign(&self.sums_for(tarball))
     }
 
     fn cache(&self) -> PathBuf {
@@ -153,7 +154,7 @@ fn assert_refused(world: &World, server: &Server, cause: &str) {
 #[test]
 fn a_good_download_is_unpacked_once_and_reused_without_a_request() {
     let w = World::new();
-    let sums = w.sign(&w.sums_for(&w.good));
+    let sums = w.signed_sums(&w.good);
     let server = Server::start(routes(Reply::Serve(w.good.clone()), sums));
     let (ok, stdout, stderr, _) = w.fetch(&server);
     assert!(ok, "{stderr}");
@@ -181,7 +182,7 @@ fn a_prepended_hash_does_not_replace_the_signed_one() {
     // The attacker serves its own tarball and puts its hash before the signed message: gpg
     // still reports a good signature, the hash must come from the signed part.
     let mut sums = w.sums_for(&w.evil).into_bytes();
-    sums.extend(w.sign(&w.sums_for(&w.good)));
+    sums.extend(w.signed_sums(&w.good));
     let server = Server::start(routes(Reply::Serve(w.evil.clone()), sums));
     assert_refused(&w, &server, "sha256 mismatch");
 }
@@ -189,7 +190,7 @@ fn a_prepended_hash_does_not_replace_the_signed_one() {
 #[test]
 fn a_bad_signature_is_refused() {
     let w = World::new();
-    let signed = String::from_utf8(w.sign(&w.sums_for(&w.good))).unwrap();
+    let signed = String::from_utf8(w.signed_sums(&w.good)).unwrap();
     let evil_sha = w.sums_for(&w.evil);
     let good_sha = w.sums_for(&w.good);
     let forged = signed.replace(good_sha.trim(), evil_sha.trim());
@@ -201,7 +202,7 @@ fn a_bad_signature_is_refused() {
 #[test]
 fn a_key_other_than_the_pinned_one_is_refused() {
     let w = World::new();
-    let sums = w.sign(&w.sums_for(&w.good));
+    let sums = w.signed_sums(&w.good);
     // The checkout pins another fingerprint, whose key file is the throwaway key.
     let root = w.dir.path().join("checkout/images");
     let other = "0123456789ABCDEF0123456789ABCDEF01234567";
@@ -224,7 +225,7 @@ fn a_key_other_than_the_pinned_one_is_refused() {
 fn a_wrong_sha_is_refused() {
     let w = World::new();
     // Correctly signed, but for other bytes than the mirror serves.
-    let sums = w.sign(&w.sums_for(&w.evil));
+    let sums = w.signed_sums(&w.evil);
     let server = Server::start(routes(Reply::Serve(w.good.clone()), sums));
     assert_refused(&w, &server, "sha256 mismatch");
 }
@@ -232,7 +233,7 @@ fn a_wrong_sha_is_refused() {
 #[test]
 fn a_truncated_download_is_refused() {
     let w = World::new();
-    let sums = w.sign(&w.sums_for(&w.good));
+    let sums = w.signed_sums(&w.good);
     let server = Server::start(routes(Reply::Truncate(w.good.clone()), sums));
     assert_refused(&w, &server, "curl: (18)");
 }
@@ -240,7 +241,7 @@ fn a_truncated_download_is_refused() {
 #[test]
 fn a_stalled_mirror_is_abandoned() {
     let w = World::new();
-    let sums = w.sign(&w.sums_for(&w.good));
+    let sums = w.signed_sums(&w.good);
     let server = Server::start(routes(Reply::Stall, sums));
     assert_refused(&w, &server, "curl: (28)");
 }

@@ -3,14 +3,16 @@
 //! reported for what it is, and no QEMU may outlive its owner. Times are printed, not asserted
 //! (the bounds below only stop a hang).
 
+mod support;
+
 use std::path::Path;
-use std::sync::{mpsc, Mutex, MutexGuard, OnceLock};
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use kspec::exec::{self, CaseReport, FailureKind, Outcome, RunSettings};
-use kspec::image::{self, BuildOptions, Image, Repo, StderrProgress};
+use kspec::exec::{self, CaseReport, FailureKind, Outcome};
+use kspec::image;
 use kspec::spec;
-use kspec::vm::{self, AccelChoice};
+use support::default_image;
 
 /// These tests look at this process's QEMU children: one at a time.
 fn serial() -> MutexGuard<'static, ()> {
@@ -18,27 +20,8 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn image() -> &'static (Image, RunSettings) {
-    static IMAGE: OnceLock<(Image, RunSettings)> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let repo = Repo::locate().expect("kspec checkout");
-        let list = repo.kernel_list().expect("kernel list");
-        let kernels = list.select(None).expect("default kernel");
-        let img = image::build_images(
-            &repo,
-            &kernels,
-            &BuildOptions::default(),
-            &StderrProgress::default(),
-        )
-        .expect("image build");
-        let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
-        let settings = RunSettings::new(accel.accel, None);
-        (img.into_iter().next().expect("one image"), settings)
-    })
-}
-
 fn run(text: &str) -> (Vec<CaseReport>, Duration) {
-    let (img, settings) = image();
+    let (img, settings) = default_image();
     let s = spec::load_str(Path::new("fault.yaml"), text).expect("valid spec");
     let (tx, _rx) = mpsc::channel();
     let started = Instant::now();
@@ -163,7 +146,7 @@ fn qemu_killed_from_outside_is_reported_not_hung() {
 #[test]
 fn runner_killed_with_sigkill_leaves_no_qemu() {
     let _one_at_a_time = serial();
-    image(); // build before timing anything
+    default_image(); // build before timing anything
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("sleep.yaml");
     std::fs::write(
@@ -203,7 +186,7 @@ fn runner_killed_with_sigkill_leaves_no_qemu() {
 #[test]
 fn two_concurrent_builds_of_an_empty_cache_entry_build_it_once() {
     let _one_at_a_time = serial();
-    image(); // the kernel and tools exist; the cache below shares them
+    default_image(); // the kernel and tools exist; the cache below shares them
     let real = image::Cache::from_env().expect("cache");
     let dir = tempfile::tempdir().unwrap();
     // Everything but the module and image entries is the real cache's.
@@ -251,7 +234,7 @@ fn two_concurrent_builds_of_an_empty_cache_entry_build_it_once() {
 #[test]
 fn interrupted_runner_stops_its_vms_and_keeps_finished_results() {
     let _one_at_a_time = serial();
-    image();
+    default_image();
     for (signal, code) in [
         (nix::sys::signal::Signal::SIGINT, 130),
         (nix::sys::signal::Signal::SIGTERM, 143),

@@ -4,35 +4,18 @@
 //! cold boot, and a restored VM runs steps and loads the module like a booted one. Times are
 //! printed, not asserted.
 
-use std::sync::OnceLock;
+mod support;
+
 use std::time::Duration;
 
-use kspec::exec::{self, RunSettings};
-use kspec::image::{self, BuildOptions, Image, Repo, StderrProgress};
-use kspec::vm::{self, AccelChoice, StepRequest, Vm, VmConfig};
-
-fn image() -> &'static (Image, RunSettings) {
-    static IMAGE: OnceLock<(Image, RunSettings)> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let repo = Repo::locate().expect("kspec checkout");
-        let list = repo.kernel_list().expect("kernel list");
-        let kernels = list.select(None).expect("default kernel");
-        let img = image::build_images(
-            &repo,
-            &kernels,
-            &BuildOptions::default(),
-            &StderrProgress::default(),
-        )
-        .expect("image build");
-        let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
-        let settings = RunSettings::new(accel.accel, None);
-        (img.into_iter().next().expect("one image"), settings)
-    })
-}
+use kspec::exec;
+use kspec::image;
+use kspec::vm::{self, StepRequest, Vm, VmConfig};
+use support::default_image;
 
 /// The default image's VM config with snapshots kept in `dir` (each test its own).
 fn config(dir: &std::path::Path) -> VmConfig {
-    let (img, settings) = image();
+    let (img, settings) = default_image();
     let mut cfg = exec::vm_config(img, settings, exec::DEFAULT_CPUS);
     cfg.snapshots = Some(dir.to_owned());
     cfg

@@ -1,4 +1,5 @@
-//! Shared by the download test and the workflow simulation: a loopback HTTP mirror.
+//! Shared by the integration tests: the default kernel's image (built once per test binary), a
+//! loopback HTTP mirror, a throwaway signing key.
 
 #![allow(dead_code)]
 
@@ -182,4 +183,26 @@ pub fn sums_line(bytes: &[u8], name: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("{sha}  {name}\n")
+}
+
+/// The default kernel's image, built on first use, and the run settings for this machine.
+pub fn default_image() -> &'static (kspec::image::Image, kspec::exec::RunSettings) {
+    use kspec::image::{self, BuildOptions, Repo, StderrProgress};
+    static IMAGE: std::sync::OnceLock<(image::Image, kspec::exec::RunSettings)> =
+        std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let repo = Repo::locate().expect("kspec checkout");
+        let list = repo.kernel_list().expect("kernel list");
+        let kernels = list.select(None).expect("default kernel");
+        let img = image::build_images(
+            &repo,
+            &kernels,
+            &BuildOptions::default(),
+            &StderrProgress::default(),
+        )
+        .expect("image build");
+        let accel = kspec::vm::accel::decide(kspec::vm::AccelChoice::Auto).expect("accelerator");
+        let settings = kspec::exec::RunSettings::new(accel.accel, None);
+        (img.into_iter().next().expect("one image"), settings)
+    })
 }
