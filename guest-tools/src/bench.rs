@@ -12,6 +12,7 @@ use crate::procfs::open_path;
 use crate::sockopt::{self, SockKind};
 use nix::fcntl::OFlag;
 use std::hint::black_box;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -156,6 +157,11 @@ fn latency_row(name: &'static str, samples: Vec<f64>, base: Option<f64>) -> Row 
     }
 }
 
+/// One pread(2) from the start of `fd`.
+fn pread_start(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
+    nix::sys::uio::pread(fd, buf, 0).map_err(|e| Error::sys("pread", e))
+}
+
 fn ratio(cost: f64, base: f64) -> Option<f64> {
     (base > 0.0 && cost.is_finite()).then(|| cost / base)
 }
@@ -217,24 +223,16 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
         nix::unistd::write(&w, &msg).map_err(|e| Error::sys("write", e))?;
         let fd = open_path(abi::PROC_BUFFER, OFlag::O_RDONLY)?;
         let mut buf = vec![0u8; 4096];
-        let s = time_each(n, || {
-            nix::sys::uio::pread(&fd, &mut buf, 0)
-                .map(|_| ())
-                .map_err(|e| Error::sys("pread", e))
-        })?;
-        rows.push(latency_row("proc_read", s, Some(null_median)));
-        // The same number of bytes from a file the kernel generates on each read.
-        let len = nix::sys::uio::pread(&fd, &mut buf, 0).map_err(|e| Error::sys("pread", e))?;
+        let len = pread_start(&fd, &mut buf)?;
         if len == 0 {
             return Err(Error::msg("bench proc_read", "the buffer reads back empty"));
         }
+        let s = time_each(n, || pread_start(&fd, &mut buf).map(|_| ()))?;
+        rows.push(latency_row("proc_read", s, Some(null_median)));
+        // The same number of bytes from a file the kernel generates on each read.
         let reference_fd = reference::proc_reference()?;
-        let mut same = vec![0u8; len.max(1)];
-        let s = time_each(n, || {
-            nix::sys::uio::pread(&reference_fd, &mut same, 0)
-                .map(|_| ())
-                .map_err(|e| Error::sys("pread", e))
-        })?;
+        let mut same = vec![0u8; len];
+        let s = time_each(n, || pread_start(&reference_fd, &mut same).map(|_| ()))?;
         rows.push(latency_row("proc_ref_read", s, Some(null_median)));
     }
 
@@ -293,7 +291,7 @@ pub fn run(o: &Options) -> Result<Vec<Row>> {
         let s = time_each(n, || echo_once(&mut sock, &payload, &mut buf))?;
         rows.push(latency_row("netlink_echo", s, Some(null_median)));
         // The echo's bytes on the wire: a netlink header and the payload.
-        let (a, b) = reference::round_trip_pair()?;
+        let (a, b) = reference::pair()?;
         let msg = [0xa5u8; 16 + 64];
         let s = time_each(n, || reference::unix_round_trip(&a, &b, &msg, &mut buf))?;
         rows.push(latency_row("unix_dgram_rtt", s, Some(null_median)));

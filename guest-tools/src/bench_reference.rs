@@ -13,7 +13,8 @@ use crate::procfs::open_path;
 /// The reference file for a proc read: generated on each read by the kernel, like kchan's.
 pub const PROC_REFERENCE: &str = "/proc/version";
 
-fn pair() -> Result<(OwnedFd, OwnedFd)> {
+/// A UNIX datagram socket pair.
+pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
     socketpair(
         AddressFamily::Unix,
         SockType::Datagram,
@@ -39,31 +40,10 @@ pub fn unix_round_trip(a: &OwnedFd, b: &OwnedFd, msg: &[u8], buf: &mut [u8]) -> 
     Ok(())
 }
 
-/// A socket pair for `unix_round_trip`.
-pub fn round_trip_pair() -> Result<(OwnedFd, OwnedFd)> {
-    pair()
-}
-
 /// getsockopt(IP_TTL) on `fd`: an option the IP layer answers itself.
 pub fn ip_ttl(fd: &OwnedFd) -> Result<()> {
-    let mut ttl: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `ttl` and `len` are valid for writes of the sizes given.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_TTL,
-            (&mut ttl as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(Error::raw(
-            "getsockopt(IP_TTL)",
-            nix::errno::Errno::last_raw(),
-        ));
-    }
+    let ttl = nix::sys::socket::getsockopt(fd, nix::sys::socket::sockopt::Ipv4Ttl)
+        .map_err(|e| Error::sys("getsockopt(IP_TTL)", e))?;
     std::hint::black_box(ttl);
     Ok(())
 }
@@ -103,7 +83,7 @@ mod tests {
 
     #[test]
     fn a_round_trip_brings_the_message_back() {
-        let (a, b) = round_trip_pair().unwrap();
+        let (a, b) = pair().unwrap();
         let mut buf = [0u8; 256];
         unix_round_trip(&a, &b, &[7u8; 80], &mut buf).unwrap();
         assert_eq!(&buf[..80], &[7u8; 80]);
