@@ -228,7 +228,7 @@ fn main() -> ExitCode {
             let texts = k
                 .fragments
                 .iter()
-                .map(|f| std::fs::read_to_string(repo.root.join("images/kconfig").join(f)))
+                .map(|f| std::fs::read_to_string(repo.kconfig_dir().join(f)))
                 .collect::<Result<Vec<_>, _>>()
                 .unwrap_or_default();
             (k.name.clone(), texts)

@@ -63,6 +63,11 @@ impl Repo {
         KernelList::load(&self.root.join("images/kernels.yaml"))
     }
 
+    /// The Kconfig fragments the kernel list names.
+    pub fn kconfig_dir(&self) -> PathBuf {
+        self.root.join("images/kconfig")
+    }
+
     /// The public keys `signed_by` fingerprints in the kernel list name.
     pub fn keys_dir(&self) -> PathBuf {
         self.root.join("images/keys")
@@ -126,15 +131,7 @@ pub fn build_images(
     for k in kernels {
         let source = k.effective_source(opts.kernel_src.as_deref());
         let tree = source::obtain(&source, &repo.keys_dir(), &cache, progress)?;
-        let built = kernel::build(
-            k,
-            &tree,
-            &repo.root.join("images/kconfig"),
-            &tc,
-            &cache,
-            progress,
-            jobs,
-        )?;
+        let built = kernel::build(k, &tree, &repo.kconfig_dir(), &tc, &cache, progress, jobs)?;
         let module = module::build(
             &k.name,
             &built,
@@ -223,7 +220,7 @@ pub fn kernel_keys(
         .iter()
         .map(|k| {
             let id = source::identity(&k.effective_source(kernel_src), &cache)?;
-            kernel::cache_key(k, &id, &repo.root.join("images/kconfig"), &tc)
+            kernel::cache_key(k, &id, &repo.kconfig_dir(), &tc)
         })
         .collect()
 }
