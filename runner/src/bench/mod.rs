@@ -55,14 +55,7 @@ fn module_edit(repo: &Repo, img: &Image) -> Result<Vec<Figure>, String> {
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let src = scratch.path().join("guest-kmod");
     std::fs::create_dir(&src).map_err(|e| e.to_string())?;
-    let from = repo.root.join("guest-kmod");
-    for e in std::fs::read_dir(&from).map_err(|e| format!("{}: {e}", from.display()))? {
-        let p = e.map_err(|e| e.to_string())?.path();
-        if p.is_file() {
-            std::fs::copy(&p, src.join(p.file_name().unwrap_or_default()))
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-    }
+    image::module::sync_sources(&repo.root.join("guest-kmod"), &src)?;
     let real = image::Cache::from_env()?;
     let tc = image::Toolchain::detect(&real)?;
     let cache = image::Cache::at(scratch.path().join("cache"))?;

@@ -29,7 +29,7 @@ fn is_module_source(p: &Path) -> bool {
 /// Make `work` hold exactly the module sources of `src`: changed or new files are copied
 /// (a fresh mtime), unchanged ones are left as they are, sources gone from `src` are removed;
 /// build products are Kbuild's to manage.
-fn sync_sources(src: &Path, work: &Path) -> Result<(), String> {
+pub fn sync_sources(src: &Path, work: &Path) -> Result<(), String> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let mut wanted = std::collections::HashSet::new();
     for e in std::fs::read_dir(src).map_err(|e| io(src, e))? {
