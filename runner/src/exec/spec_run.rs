@@ -96,23 +96,41 @@ pub fn unmet_before_build(
     kernel: &crate::image::Kernel,
     fragments: &[String],
 ) -> Option<String> {
-    let r = &spec.spec.requires;
     let mut set = std::collections::HashMap::new();
     for text in fragments {
         set.extend(crate::image::kernel::parse_fragment(text));
     }
+    unmet(
+        spec,
+        kernel,
+        |sym| matches!(set.get(sym).map(String::as_str), Some("y" | "m")),
+        " (its Kconfig fragments do not enable it)",
+    )
+}
+
+/// Why the cases of `spec` cannot run on `image`, if they cannot.
+pub fn unmet_requirements(spec: &LoadedSpec, image: &Image) -> Option<String> {
+    unmet(spec, &image.kernel, |sym| image.built.has_symbol(sym), "")
+}
+
+/// Why `spec`'s requirements rule out `kernel`, given which Kconfig symbols (without CONFIG_)
+/// it enables; `why` says where that knowledge came from.
+fn unmet(
+    spec: &LoadedSpec,
+    kernel: &crate::image::Kernel,
+    enabled: impl Fn(&str) -> bool,
+    why: &str,
+) -> Option<String> {
+    let r = &spec.spec.requires;
     let missing: Vec<&str> = r
         .kconfig
         .iter()
         .map(String::as_str)
-        .filter(|s| {
-            let sym = s.strip_prefix("CONFIG_").unwrap_or(s);
-            !matches!(set.get(sym).map(String::as_str), Some("y" | "m"))
-        })
+        .filter(|s| !enabled(s.strip_prefix("CONFIG_").unwrap_or(s)))
         .collect();
     if !missing.is_empty() {
         return Some(format!(
-            "kernel {} lacks {} (its Kconfig fragments do not enable it)",
+            "kernel {} lacks {}{why}",
             kernel.name,
             missing.join(", ")
         ));
@@ -123,33 +141,6 @@ pub fn unmet_before_build(
         }
         _ => None,
     }
-}
-
-/// Why the cases of `spec` cannot run on `image`, if they cannot.
-pub fn unmet_requirements(spec: &LoadedSpec, image: &Image) -> Option<String> {
-    let r = &spec.spec.requires;
-    let missing: Vec<&str> = r
-        .kconfig
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !image.built.has_symbol(s))
-        .collect();
-    if !missing.is_empty() {
-        return Some(format!(
-            "kernel {} lacks {}",
-            image.kernel.name,
-            missing.join(", ")
-        ));
-    }
-    if let Some(req) = &r.kernel {
-        if !version_matches(req, &image.kernel.version) {
-            return Some(format!(
-                "kernel {} does not satisfy {req}",
-                image.kernel.version
-            ));
-        }
-    }
-    None
 }
 
 /// Run the cases of `spec` for which `selected(case name)` is true, sending events as they go.
