@@ -5,15 +5,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use crate::exec::{self, CaseId, Event, RunSettings};
-use crate::image::{self, BuildOptions, Repo, StderrProgress};
+use crate::exec::{self, CaseId, Event, PrepareOptions};
+use crate::image::{self, BuildOptions, StderrProgress};
+use crate::project::Project;
 use crate::report::{self, github::Github, human::Human, json::JsonLines, junit::Junit, Reporter};
 use crate::spec::{self, LoadedSpec};
 use crate::vm::{self, AccelChoice};
 
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_INVALID: u8 = 2;
-pub const EXIT_ENV: u8 = 3;
+use crate::exit::{ENV as EXIT_ENV, FAILED as EXIT_FAILED, INVALID as EXIT_INVALID};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -30,7 +29,7 @@ pub struct RunArgs {
     pub jobs: Option<usize>,
     /// auto, kvm or tcg.
     #[arg(long, default_value = "auto")]
-    pub accel: String,
+    pub accel: AccelChoice,
     /// Write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -52,17 +51,17 @@ pub struct RunArgs {
     pub isolation: spec::Isolation,
 }
 
-/// The checkout and the kernels a `--kernel` argument names; errors already printed.
-fn checkout_and_kernels(kernel: Option<&str>) -> Result<(Repo, Vec<image::Kernel>), u8> {
-    let repo = Repo::locate().map_err(|e| err(EXIT_ENV, e))?;
-    let list = repo.kernel_list().map_err(|e| err(EXIT_ENV, e))?;
+/// The project and the kernels a `--kernel` argument names; errors already printed.
+fn project_and_kernels(kernel: Option<&str>) -> Result<(Project, Vec<image::Kernel>), u8> {
+    let project = Project::locate().map_err(|e| err(EXIT_ENV, e))?;
+    let list = image::kernel_list(&project).map_err(|e| image_err(&e))?;
     let kernels = list
         .select(kernel)
-        .map_err(|e| err(EXIT_INVALID, e))?
+        .map_err(|e| image_err(&e))?
         .into_iter()
         .cloned()
         .collect();
-    Ok((repo, kernels))
+    Ok((project, kernels))
 }
 
 fn err(code: u8, msg: impl std::fmt::Display) -> u8 {
@@ -70,60 +69,44 @@ fn err(code: u8, msg: impl std::fmt::Display) -> u8 {
     code
 }
 
-/// Load and validate specs; print every error as file:line:col.
-pub fn load_specs(repo: Option<&Repo>, paths: &[PathBuf]) -> Result<Vec<LoadedSpec>, u8> {
-    let paths = if paths.is_empty() {
-        match repo {
-            Some(r) => vec![r.specs_dir()],
-            None => {
-                return Err(err(
-                    EXIT_INVALID,
-                    "no spec paths given and no kspec checkout found",
-                ))
-            }
-        }
-    } else {
-        paths.to_vec()
+/// An image error's exit code (printed): the user's mistake or the machine's.
+fn image_err(e: &image::Error) -> u8 {
+    let code = match e {
+        image::Error::Usage(_) => EXIT_INVALID,
+        _ => EXIT_ENV,
     };
-    let files = spec::discover(&paths).map_err(|e| err(EXIT_INVALID, e))?;
-    if files.is_empty() {
-        return Err(err(EXIT_INVALID, "no spec files (*.yaml) found"));
-    }
-    let mut specs = Vec::new();
-    let mut bad = 0;
-    for f in files {
-        match spec::load_file(&f) {
-            Ok(s) => specs.push(s),
-            Err(errors) => {
-                for e in errors {
-                    eprintln!("{e}");
-                    bad += 1;
-                }
+    err(code, e)
+}
+
+fn prepare_err(e: &exec::PrepareError) -> u8 {
+    err(if e.is_usage() { EXIT_INVALID } else { EXIT_ENV }, e)
+}
+
+/// Load and validate specs (the project's spec directories when `paths` is empty), and
+/// check the modules they name against the project; print every error as file:line:col.
+pub fn load_specs(project: Option<&Project>, paths: &[PathBuf]) -> Result<Vec<LoadedSpec>, u8> {
+    let loaded = match project {
+        Some(p) => p.load_specs(paths),
+        None if paths.is_empty() => Err(spec::LoadAllError::Paths(
+            "no spec paths given and no kspec project found".into(),
+        )),
+        None => spec::load_all(paths),
+    };
+    loaded.map_err(|e| match e {
+        spec::LoadAllError::Paths(e) => err(EXIT_INVALID, e),
+        spec::LoadAllError::Specs(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
             }
+            eprintln!("kspec: {} error(s) in spec files", errors.len());
+            EXIT_INVALID
         }
-    }
-    let mut names = std::collections::HashMap::new();
-    for s in &specs {
-        if let Some(prev) = names.insert(s.name.clone(), s.path.clone()) {
-            eprintln!(
-                "{}:1:1: spec name {:?} is also used by {}",
-                s.path.display(),
-                s.name,
-                prev.display()
-            );
-            bad += 1;
-        }
-    }
-    if bad > 0 {
-        eprintln!("kspec: {bad} error(s) in spec files");
-        return Err(EXIT_INVALID);
-    }
-    Ok(specs)
+    })
 }
 
 pub fn check(paths: &[PathBuf]) -> u8 {
-    let repo = Repo::locate().ok();
-    match load_specs(repo.as_ref(), paths) {
+    let project = Project::locate().ok();
+    match load_specs(project.as_ref(), paths) {
         Ok(specs) => {
             let cases: usize = specs.iter().map(|s| s.spec.cases.len()).sum();
             println!("kspec: {} spec files, {cases} cases: ok", specs.len());
@@ -134,8 +117,8 @@ pub fn check(paths: &[PathBuf]) -> u8 {
 }
 
 pub fn list(paths: &[PathBuf]) -> u8 {
-    let repo = Repo::locate().ok();
-    match load_specs(repo.as_ref(), paths) {
+    let project = Project::locate().ok();
+    match load_specs(project.as_ref(), paths) {
         Ok(specs) => {
             for s in &specs {
                 for c in &s.spec.cases {
@@ -149,50 +132,50 @@ pub fn list(paths: &[PathBuf]) -> u8 {
 }
 
 pub fn print_keys(kernel: Option<&str>, kernel_src: Option<PathBuf>) -> u8 {
-    let (repo, kernels) = match checkout_and_kernels(kernel) {
+    let (project, kernels) = match project_and_kernels(kernel) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let refs: Vec<&image::Kernel> = kernels.iter().collect();
-    match image::kernel_keys(&repo, &refs, kernel_src.as_deref()) {
+    match image::kernel_keys(&project, &refs, kernel_src.as_deref()) {
         Ok(keys) => {
             for k in keys {
                 println!("{k}");
             }
             0
         }
-        Err(e) => err(EXIT_ENV, e),
+        Err(e) => image_err(&e),
     }
 }
 
 pub fn fetch_sources(kernel: Option<&str>, kernel_src: Option<PathBuf>) -> u8 {
-    let (repo, kernels) = match checkout_and_kernels(kernel) {
+    let (project, kernels) = match project_and_kernels(kernel) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let refs: Vec<&image::Kernel> = kernels.iter().collect();
     let progress = StderrProgress::default();
-    match image::fetch_sources(&repo, &refs, kernel_src.as_deref(), &progress) {
+    match image::fetch_sources(&project, &refs, kernel_src.as_deref(), &progress) {
         Ok(trees) => {
             for (k, tree) in kernels.iter().zip(trees) {
                 println!("{}: {}", k.name, tree.display());
             }
             0
         }
-        Err(e) => err(EXIT_ENV, e),
+        Err(e) => image_err(&e),
     }
 }
 
 pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> u8 {
     let started = std::time::Instant::now();
-    let (repo, kernels) = match checkout_and_kernels(kernel) {
+    let (project, kernels) = match project_and_kernels(kernel) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let kernels: Vec<&image::Kernel> = kernels.iter().collect();
     let progress = StderrProgress::default();
     match image::build_images(
-        &repo,
+        &project,
         &kernels,
         &BuildOptions { kernel_src, jobs },
         &progress,
@@ -213,42 +196,34 @@ pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> 
             );
             0
         }
-        Err(e) => err(EXIT_ENV, e),
+        Err(e) => image_err(&e),
     }
 }
 
 pub fn run(args: RunArgs) -> u8 {
-    let (repo, kernels) = match checkout_and_kernels(args.kernel.as_deref()) {
+    let (project, kernels) = match project_and_kernels(args.kernel.as_deref()) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let kernels: Vec<&image::Kernel> = kernels.iter().collect();
-    let specs = match load_specs(Some(&repo), &args.paths) {
+    let specs = match load_specs(Some(&project), &args.paths) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let choice: AccelChoice = match args.accel.parse() {
-        Ok(c) => c,
-        Err(e) => return err(EXIT_INVALID, e),
-    };
-    let accel = match vm::accel::decide(choice) {
-        Ok(a) => a,
-        Err(e) => return err(EXIT_ENV, e),
-    };
-    let progress = StderrProgress::default();
-    let opts = BuildOptions {
+    let opts = PrepareOptions {
+        accel: args.accel,
+        memory_mb: args.memory,
         kernel_src: args.kernel_src.clone(),
-        jobs: 0,
     };
-    let images = match image::build_images(&repo, &kernels, &opts, &progress) {
-        Ok(i) => i,
-        Err(e) => return err(EXIT_ENV, e),
+    let prepared = match exec::prepare(&project, &kernels, &opts, &StderrProgress::default()) {
+        Ok(p) => p,
+        Err(e) => return prepare_err(&e),
     };
-    eprintln!("kspec: accelerator: {accel}");
+    let images = prepared.images;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let mut settings = RunSettings::new(accel.accel, args.memory);
+    let mut settings = prepared.settings;
     settings.isolation = args.isolation;
     let filter = args.filter.clone();
     let selected = move |id: &CaseId| filter.as_deref().is_none_or(|f| id.name().contains(f));
@@ -326,39 +301,34 @@ pub fn stop_vms_on_interrupt() {
     });
 }
 
-pub fn shell(kernel: Option<&str>, accel: &str) -> u8 {
-    let (repo, kernels) = match checkout_and_kernels(kernel) {
+pub fn shell(kernel: Option<&str>, accel: AccelChoice) -> u8 {
+    let (project, kernels) = match project_and_kernels(kernel) {
         Ok(x) if x.1.len() == 1 => x,
         Ok(_) => return err(EXIT_INVALID, "kspec shell boots exactly one kernel"),
         Err(code) => return code,
     };
     let kernels: Vec<&image::Kernel> = kernels.iter().collect();
-    let decision = match accel
-        .parse()
-        .map_err(|e: String| e)
-        .and_then(vm::accel::decide)
-    {
-        Ok(d) => d,
-        Err(e) => return err(EXIT_INVALID, e),
+    let opts = PrepareOptions {
+        accel,
+        ..Default::default()
     };
-    let images = match image::build_images(
-        &repo,
-        &kernels,
-        &BuildOptions::default(),
-        &StderrProgress::default(),
-    ) {
-        Ok(i) => i,
-        Err(e) => return err(EXIT_ENV, e),
+    let prepared = match exec::prepare(&project, &kernels, &opts, &StderrProgress::default()) {
+        Ok(p) => p,
+        Err(e) => return prepare_err(&e),
     };
-    let img = &images[0];
-    eprintln!("kspec: accelerator: {decision}");
+    let img = &prepared.images[0];
+    let loads: Vec<String> = img
+        .modules
+        .iter()
+        .map(|m| format!("insmod {}", m.guest_path))
+        .collect();
     eprintln!(
-        "kspec: booting {} — Ctrl-A X or `poweroff` leaves; kchan.ko is at {}",
+        "kspec: booting {} — Ctrl-A X or `poweroff` leaves{}{}",
         img.kernel.name,
-        image::initramfs::MODULE_PATH
+        if loads.is_empty() { "" } else { "; modules: " },
+        loads.join(", ")
     );
-    let settings = RunSettings::new(decision.accel, None);
-    let cfg = exec::vm_config(img, &settings, exec::DEFAULT_CPUS);
+    let cfg = exec::vm_config(img, &prepared.settings, exec::DEFAULT_CPUS);
     // QEMU switches the terminal to raw mode; restore it whatever happens to QEMU.
     let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
     let status = vm::qemu::shell_command(&cfg).status();
@@ -391,13 +361,13 @@ pub fn summary(paths: &[PathBuf]) -> u8 {
 }
 
 pub fn matrix(local_only: bool) -> u8 {
-    let repo = match Repo::locate() {
-        Ok(r) => r,
+    let project = match Project::locate() {
+        Ok(p) => p,
         Err(e) => return err(EXIT_ENV, e),
     };
-    let list = match repo.kernel_list() {
+    let list = match image::kernel_list(&project) {
         Ok(l) => l,
-        Err(e) => return err(EXIT_ENV, e),
+        Err(e) => return image_err(&e),
     };
     let include: Vec<serde_json::Value> = list
         .kernels

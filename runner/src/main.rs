@@ -50,7 +50,7 @@ enum Cmd {
         #[arg(long)]
         kernel: Option<String>,
         #[arg(long, default_value = "auto")]
-        accel: String,
+        accel: kspec::vm::AccelChoice,
     },
     /// Measure boot, per-step overhead, warm build, the warm suite and every channel; one table.
     Bench(kspec::bench::BenchArgs),
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => cli::run(args),
         Cmd::Check { paths } => cli::check(&paths),
         Cmd::List { paths } => cli::list(&paths),
-        Cmd::Shell { kernel, accel } => cli::shell(kernel.as_deref(), &accel),
+        Cmd::Shell { kernel, accel } => cli::shell(kernel.as_deref(), accel),
         Cmd::Bench(args) => kspec::bench::bench(args),
         Cmd::Schema => {
             println!("{}", kspec::spec::schema_json());

@@ -9,7 +9,6 @@ mod support;
 use std::time::Duration;
 
 use kspec::exec;
-use kspec::image;
 use kspec::vm::{self, StepRequest, Vm, VmConfig};
 use support::default_image;
 
@@ -75,7 +74,7 @@ fn restored_vms_are_not_clones_of_each_other() {
         // A restored guest is a working guest: the module loads and its channel answers.
         run(
             &mut vm,
-            &format!("insmod {}", image::initramfs::MODULE_PATH),
+            &format!("insmod {}", default_image().0.modules[0].guest_path),
         );
         run(&mut vm, "kchanctl proc read >/dev/null");
         seen.push(random);

@@ -17,8 +17,11 @@ use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
-use kspec::exec::{self, CaseReport, Outcome, RunSettings};
-use kspec::image::{self, BuildOptions, Image, Repo, StderrProgress};
+use kspec::exec::RunSettings;
+use kspec::exec::{self, CaseReport, Outcome, PrepareOptions, Prepared};
+use kspec::image::Image;
+use kspec::image::{self, StderrProgress};
+use kspec::project::Project;
 use kspec::report::human::failure_text;
 use kspec::spec::{self, LoadedSpec};
 use kspec::vm::{self, AccelChoice};
@@ -29,49 +32,47 @@ type GroupKey = (String, String);
 /// The results of one group, filled by whichever trial of the group runs first.
 type GroupResults = Arc<OnceLock<HashMap<String, CaseReport>>>;
 /// What main() needs before it can make trials.
-type Setup = (Repo, Vec<image::Kernel>, Vec<LoadedSpec>, Vec<Trial>);
+type Setup = (Project, Vec<image::Kernel>, Vec<LoadedSpec>, Vec<Trial>);
 
 struct Harness {
-    repo: Repo,
+    project: Project,
     kernels: Vec<image::Kernel>,
     specs: Vec<LoadedSpec>,
-    images: OnceLock<Result<(Vec<Image>, RunSettings), String>>,
+    prepared: OnceLock<Result<Prepared, String>>,
     /// (kernel, spec) -> the selected case names of that group.
     selected: HashMap<GroupKey, HashSet<String>>,
     results: Mutex<HashMap<GroupKey, GroupResults>>,
 }
 
 impl Harness {
-    fn images(&self) -> &Result<(Vec<Image>, RunSettings), String> {
-        self.images.get_or_init(|| {
+    fn prepared(&self) -> &Result<Prepared, String> {
+        self.prepared.get_or_init(|| {
             let refs: Vec<&image::Kernel> = self.kernels.iter().collect();
-            let images = image::build_images(
-                &self.repo,
-                &refs,
-                &BuildOptions::default(),
-                &StderrProgress::default(),
-            )?;
-            let choice: AccelChoice = std::env::var("KSPEC_ACCEL")
+            let accel: AccelChoice = std::env::var("KSPEC_ACCEL")
                 .unwrap_or_else(|_| "auto".into())
-                .parse()?;
-            let accel = vm::accel::decide(choice)?;
-            eprintln!("kspec: accelerator: {accel}");
-            let settings = RunSettings::new(accel.accel, None);
-            Ok((images, settings))
+                .parse()
+                .map_err(|e| format!("KSPEC_ACCEL: {e}"))?;
+            let opts = PrepareOptions {
+                accel,
+                ..Default::default()
+            };
+            exec::prepare(&self.project, &refs, &opts, &StderrProgress::default())
+                .map_err(|e| e.to_string())
         })
     }
 
     /// The built image of `kernel` and the run settings (building every image on first use).
     fn image(&self, kernel: &str) -> Result<(&Image, &RunSettings), Failed> {
-        let (images, settings) = self
-            .images()
+        let prepared = self
+            .prepared()
             .as_ref()
             .map_err(|e| Failed::from(format!("image build failed: {e}")))?;
-        let image = images
+        let image = prepared
+            .images
             .iter()
             .find(|i| i.kernel.name == kernel)
             .ok_or("image missing")?;
-        Ok((image, settings))
+        Ok((image, &prepared.settings))
     }
 
     /// Boot the image of `kernel`: the guest runs the listed version and kchan.ko loads.
@@ -102,7 +103,8 @@ impl Harness {
             )
             .into());
         }
-        let insmod = format!("insmod {}", image::initramfs::MODULE_PATH);
+        let module = image.module(None).ok_or("the project has no module")?;
+        let insmod = format!("insmod {}", module.guest_path);
         let insmod = guest
             .run(&vm::StepRequest::new(&insmod, step))
             .map_err(|e| e.to_string())?;
@@ -162,11 +164,16 @@ impl Harness {
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let setup = || -> Result<Setup, String> {
-        let repo = Repo::locate()?;
-        let list = repo.kernel_list()?;
+        let project = Project::locate().map_err(|e| e.to_string())?;
+        let list = image::kernel_list(&project).map_err(|e| e.to_string())?;
         let which = std::env::var("KSPEC_KERNELS").unwrap_or_else(|_| "local".into());
-        let kernels: Vec<image::Kernel> = list.select(Some(&which))?.into_iter().cloned().collect();
-        let files = spec::discover(&[repo.specs_dir()])?;
+        let kernels: Vec<image::Kernel> = list
+            .select(Some(&which))
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .cloned()
+            .collect();
+        let files = spec::discover(&project.specs)?;
         let mut specs = Vec::new();
         let mut broken = Vec::new();
         for f in files {
@@ -188,9 +195,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Ok((repo, kernels, specs, broken))
+        Ok((project, kernels, specs, broken))
     };
-    let (repo, kernels, specs, broken) = match setup() {
+    let (project, kernels, specs, broken) = match setup() {
         Ok(s) => s,
         Err(e) => {
             let trial = Trial::test("kspec::setup", move || Err(e.into()));
@@ -228,7 +235,7 @@ fn main() -> ExitCode {
             let texts = k
                 .fragments
                 .iter()
-                .map(|f| std::fs::read_to_string(repo.kconfig_dir().join(f)))
+                .map(|f| std::fs::read_to_string(project.kconfig_dir().join(f)))
                 .collect::<Result<Vec<_>, _>>()
                 .unwrap_or_default();
             (k.name.clone(), texts)
@@ -260,10 +267,10 @@ fn main() -> ExitCode {
         .map(|(k, si, case)| (name_of(si, &case), k, si, case))
         .collect();
     let harness = Arc::new(Harness {
-        repo,
+        project,
         kernels,
         specs,
-        images: OnceLock::new(),
+        prepared: OnceLock::new(),
         selected,
         results: Mutex::new(HashMap::new()),
     });

@@ -10,9 +10,10 @@ use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use kspec::exec::{self, CaseReport, FailureKind, Outcome, RunSettings};
-use kspec::image::{self, BuildOptions, Cache, Image, Repo, StderrProgress, Toolchain};
+use kspec::image::{self, Cache, Image, StderrProgress, Toolchain};
+use kspec::project::Project;
 use kspec::spec;
-use kspec::vm::{self, AccelChoice, StepRequest};
+use kspec::vm::{self, StepRequest};
 
 struct Kernel {
     image: Image,
@@ -27,18 +28,19 @@ struct Setup {
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let repo = Repo::locate().expect("kspec checkout");
-        let list = repo.kernel_list().expect("kernel list");
+        let project = Project::locate().expect("kspec project");
+        let list = image::kernel_list(&project).expect("kernel list");
         let which = std::env::var("KSPEC_KERNELS").unwrap_or_else(|_| "local".into());
         let mut kernels: Vec<&image::Kernel> = list.select(Some(&which)).expect("kernels");
         kernels.retain(|k| k.name == "6.12" || k.name == "6.12-debug");
         let progress = StderrProgress::default();
-        let images = image::build_images(&repo, &kernels, &BuildOptions::default(), &progress)
-            .expect("image build");
+        let prepared =
+            exec::prepare(&project, &kernels, &Default::default(), &progress).expect("image build");
         let cache = Cache::from_env().expect("cache");
         let tc = Toolchain::detect(&cache).expect("toolchain");
-        let src = repo.root.join("runner/tests/kmod");
-        let kernels = images
+        let src = project.root.join("runner/tests/kmod");
+        let kernels = prepared
+            .images
             .into_iter()
             .map(|image| {
                 let faults_ko = image::module::build(
@@ -55,9 +57,10 @@ fn setup() -> &'static Setup {
                 Kernel { image, faults_ko }
             })
             .collect();
-        let accel = vm::accel::decide(AccelChoice::Auto).expect("accelerator");
-        let settings = RunSettings::new(accel.accel, None);
-        Setup { settings, kernels }
+        Setup {
+            settings: prepared.settings,
+            kernels,
+        }
     })
 }
 

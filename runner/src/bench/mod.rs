@@ -1,7 +1,8 @@
-//! `kspec bench`: framework and channel numbers side by side. Boots the image several times,
-//! measures per-step overhead, a warm build and the warm suite, and runs `kchanctl bench all` in
-//! the guest; prints one table (min/median/max, target, ratio to target), optionally JSON and an
-//! SVG chart. Benchmarks print numbers; nothing here asserts a time.
+//! `kspec bench`: framework and project numbers side by side. Boots the image several times,
+//! measures per-step overhead, a warm build and the warm suite, and runs the project's guest
+//! bench command (kspec.toml `[bench]`); prints one table (min/median/max, target, ratio to
+//! target), optionally JSON and an SVG chart. Benchmarks print numbers; nothing here asserts a
+//! time.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,16 +12,20 @@ use std::time::{Duration, Instant};
 mod channels;
 pub mod figure;
 
-use channels::{channel_figures, parse_kchanctl};
 pub use figure::{render_table, to_json, to_svg, Figure, Target};
 
-use crate::cli::{load_specs, EXIT_ENV, EXIT_INVALID};
-use crate::exec::{self, RunSettings};
-use crate::image::{self, BuildOptions, Image, Quiet, Repo, StderrProgress};
+use crate::exec::{self, PrepareOptions, RunSettings};
+use crate::exit::{ENV as EXIT_ENV, INVALID as EXIT_INVALID};
+use crate::image::{self, BuildOptions, Image, Quiet, StderrProgress};
+use crate::project::Project;
 use crate::vm::{self, AccelChoice, StepRequest, Vm};
 
-/// The seed 002 async netlink model's measured rate (messages/s).
-pub const SEED_BURST_RATE: f64 = 4013.0;
+/// A failure: its exit code and message.
+type Fail = (u8, String);
+
+fn env(e: impl std::fmt::Display) -> Fail {
+    (EXIT_ENV, e.to_string())
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -38,7 +43,7 @@ pub struct BenchArgs {
     pub no_suite: bool,
     /// auto, kvm or tcg.
     #[arg(long, default_value = "auto")]
-    pub accel: String,
+    pub accel: AccelChoice,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -47,49 +52,54 @@ pub struct BenchArgs {
     pub chart: Option<PathBuf>,
 }
 
-/// The module edit loop's build: guest-kmod copied into a cache of its own, built whole, then
-/// again after a one-comment Rust edit (incremental, as `kspec run` after an edit), timed
-/// phase by phase.
-fn module_edit(repo: &Repo, img: &Image) -> Result<Vec<Figure>, String> {
+/// The module edit loop's build: the project's first module copied into a cache of its own,
+/// built whole, then again after a one-comment edit of its first source file (incremental, as
+/// `kspec run` after an edit), timed phase by phase.
+fn module_edit(project: &Project, img: &Image) -> Result<Vec<Figure>, Fail> {
+    let Some(def) = project.modules.first() else {
+        return Ok(vec![]);
+    };
     eprintln!("kspec: bench: module rebuild after an edit");
-    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let src = scratch.path().join("guest-kmod");
-    std::fs::create_dir(&src).map_err(|e| e.to_string())?;
-    image::module::sync_sources(&repo.root.join("guest-kmod"), &src)?;
-    let real = image::Cache::from_env()?;
-    let tc = image::Toolchain::detect(&real)?;
-    let cache = image::Cache::at(scratch.path().join("cache"))?;
+    let scratch = tempfile::tempdir().map_err(env)?;
+    let src = scratch.path().join("module");
+    std::fs::create_dir(&src).map_err(env)?;
+    image::module::sync_sources(&def.source, &src).map_err(env)?;
+    let real = image::Cache::from_env().map_err(env)?;
+    let tc = image::Toolchain::detect(&real).map_err(env)?;
+    let cache = image::Cache::at(scratch.path().join("cache")).map_err(env)?;
     let build = |src: &std::path::Path| {
         image::module::build(
             &img.kernel.name,
             &img.built,
             src,
-            "kchan",
+            &def.name,
             &tc,
             &cache,
             &Quiet,
         )
+        .map_err(env)
     };
-    // First the whole module (what a new kernel costs), then again after a Rust edit.
+    // First the whole module (what a new kernel costs), then again after an edit.
     let t = Instant::now();
     build(&src)?;
     let full = t.elapsed().as_secs_f64();
-    let main = src.join("kchan_main.rs");
-    let mut text = std::fs::read_to_string(&main).map_err(|e| e.to_string())?;
+    let edited = first_source(&src).ok_or_else(|| env("the module has no .rs or .c file"))?;
+    let mut text = std::fs::read_to_string(&edited).map_err(env)?;
     text.push_str(&format!("// kspec bench edit {:?}\n", Instant::now()));
-    std::fs::write(&main, text).map_err(|e| e.to_string())?;
+    std::fs::write(&edited, text).map_err(env)?;
     let t = Instant::now();
     let built = build(&src)?;
     let total = t.elapsed().as_secs_f64();
+    let ko = format!("{}.ko", def.name);
     let mut figs = vec![
         Figure::from_samples(
-            "module: full build of kchan.ko",
+            &format!("module: full build of {ko}"),
             "s",
             vec![full],
             Target::None,
         ),
         Figure::from_samples(
-            "module edit: rebuild kchan.ko",
+            &format!("module edit: rebuild {ko}"),
             "s",
             vec![total],
             Target::None,
@@ -106,6 +116,55 @@ fn module_edit(repo: &Repo, img: &Image) -> Result<Vec<Figure>, String> {
     Ok(figs)
 }
 
+/// The first .rs or .c file of a module's sources, by name.
+fn first_source(dir: &std::path::Path) -> Option<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("rs" | "c")))
+        .filter(|p| !p.to_string_lossy().ends_with(".mod.c"))
+        .collect();
+    files.sort();
+    files.into_iter().next()
+}
+
+/// The project's guest bench command, run with its first module loaded, as figures.
+fn project_figures(
+    project: &Project,
+    img: &Image,
+    vm: &mut Vm,
+    iterations: usize,
+) -> Result<Vec<Figure>, Fail> {
+    let Some(command) = &project.bench.command else {
+        return Ok(vec![]);
+    };
+    let step = |vm: &mut Vm, cmd: &str, timeout: u64| {
+        let out = vm
+            .run(&StepRequest::new(cmd, Duration::from_secs(timeout)))
+            .map_err(env)?;
+        if out.exit() != 0 {
+            return Err(env(format!(
+                "`{cmd}` failed ({}): {}",
+                out.exit(),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(out)
+    };
+    if let Some(m) = img.modules.first() {
+        let params: Vec<String> = m.params.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+        step(
+            vm,
+            &format!("insmod {}{}", m.guest_path, params.concat()),
+            60,
+        )?;
+    }
+    let cmd = command.replace("{iterations}", &iterations.to_string());
+    let out = step(vm, &cmd, 600)?;
+    let rows = channels::parse_rows(&String::from_utf8_lossy(&out.stdout)).map_err(env)?;
+    channels::figures(&project.bench.figure, &rows).map_err(env)
+}
+
 pub fn bench(args: BenchArgs) -> u8 {
     crate::cli::stop_vms_on_interrupt();
     match run_bench(&args) {
@@ -117,30 +176,31 @@ pub fn bench(args: BenchArgs) -> u8 {
     }
 }
 
-fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
-    let env = |e: String| (EXIT_ENV, e);
-    let repo = Repo::locate().map_err(env)?;
-    let list = repo.kernel_list().map_err(env)?;
+fn run_bench(args: &BenchArgs) -> Result<(), Fail> {
+    let project = Project::locate().map_err(env)?;
+    let list = image::kernel_list(&project).map_err(env)?;
     let kernels = list
         .select(args.kernel.as_deref())
-        .map_err(|e| (EXIT_INVALID, e))?;
+        .map_err(|e| (EXIT_INVALID, e.to_string()))?;
     if kernels.len() != 1 {
         return Err((
             EXIT_INVALID,
             "kspec bench measures one kernel at a time".into(),
         ));
     }
-    let choice: AccelChoice = args.accel.parse().map_err(|e| (EXIT_INVALID, e))?;
-    let accel = vm::accel::decide(choice).map_err(env)?;
-    let images = image::build_images(
-        &repo,
-        &kernels,
-        &BuildOptions::default(),
-        &StderrProgress::default(),
-    )
-    .map_err(env)?;
-    let img: &Image = &images[0];
-    eprintln!("kspec: accelerator: {accel}");
+    let opts = PrepareOptions {
+        accel: args.accel,
+        ..Default::default()
+    };
+    let prepared =
+        exec::prepare(&project, &kernels, &opts, &StderrProgress::default()).map_err(|e| {
+            (
+                if e.is_usage() { EXIT_INVALID } else { EXIT_ENV },
+                e.to_string(),
+            )
+        })?;
+    let img: &Image = &prepared.images[0];
+    let accel = &prepared.accel;
     let runs = args.runs.max(1);
     let mut figures = Vec::new();
 
@@ -148,7 +208,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
     let mut builds = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
-        image::build_images(&repo, &kernels, &BuildOptions::default(), &Quiet).map_err(env)?;
+        image::build_images(&project, &kernels, &BuildOptions::default(), &Quiet).map_err(env)?;
         builds.push(t.elapsed().as_secs_f64());
     }
     figures.push(Figure::from_samples(
@@ -157,15 +217,15 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         builds,
         Target::AtMost(2.0),
     ));
-    figures.extend(module_edit(&repo, img).map_err(env)?);
+    figures.extend(module_edit(&project, img)?);
 
-    let settings = RunSettings::new(accel.accel, None);
-    let mut cfg = exec::vm_config(img, &settings, exec::DEFAULT_CPUS);
+    let settings: &RunSettings = &prepared.settings;
+    let mut cfg = exec::vm_config(img, settings, exec::DEFAULT_CPUS);
     cfg.snapshots = None;
     eprintln!("kspec: bench: cold boot x{runs}");
     let (mut boots, mut uptimes) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
+        let vm = Vm::boot(&cfg, None).map_err(env)?;
         boots.push(vm.boot_time.as_secs_f64());
         uptimes.push(vm.guest_ready_uptime);
         vm.shutdown();
@@ -183,10 +243,10 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         Target::None,
     ));
     // A snapshot of its own, so the figures are of this build and nothing else.
-    let snaps = tempfile::tempdir().map_err(|e| env(e.to_string()))?;
+    let snaps = tempfile::tempdir().map_err(env)?;
     cfg.snapshots = Some(snaps.path().to_owned());
     eprintln!("kspec: bench: snapshot save, then restore x{runs}");
-    let first = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
+    let first = Vm::boot(&cfg, None).map_err(env)?;
     let saved = first.snapshot_saved;
     first.shutdown();
     if let Some(saved) = saved {
@@ -200,7 +260,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
     let mut restores = Vec::new();
     let mut phases: Vec<(&str, Vec<f64>)> = Vec::new();
     for _ in 0..runs {
-        let vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
+        let vm = Vm::boot(&cfg, None).map_err(env)?;
         if !vm.restored {
             return Err(env(format!(
                 "the VM was not restored from its snapshot: {:?}",
@@ -232,13 +292,13 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
     }
 
     eprintln!("kspec: bench: per-step overhead and channels");
-    let mut vm = Vm::boot(&cfg, None).map_err(|e| env(e.to_string()))?;
+    let mut vm = Vm::boot(&cfg, None).map_err(env)?;
     let step_timeout = Duration::from_secs(30);
     let (mut steps, mut in_guest) = (Vec::new(), Vec::new());
     for _ in 0..50 {
         let out = vm
             .run(&StepRequest::new("true", step_timeout))
-            .map_err(|e| env(e.to_string()))?;
+            .map_err(env)?;
         steps.push(out.elapsed.as_secs_f64() * 1000.0);
         in_guest.push(out.end.result.elapsed_us as f64 / 1000.0);
     }
@@ -269,7 +329,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
                 "head -c 1048576 /dev/urandom",
                 step_timeout,
             ))
-            .map_err(|e| env(e.to_string()))?;
+            .map_err(env)?;
         if out.stdout.len() != 1 << 20 {
             return Err(env(format!(
                 "1 MiB of output arrived as {} bytes",
@@ -284,42 +344,22 @@ fn run_bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         port,
         Target::AtLeast(100.0),
     ));
-    let insmod = format!("insmod {}", image::initramfs::MODULE_PATH);
-    let load = vm
-        .run(&StepRequest::new(&insmod, step_timeout))
-        .map_err(|e| env(e.to_string()))?;
-    if load.exit() != 0 {
-        return Err(env(format!(
-            "insmod failed: {}",
-            String::from_utf8_lossy(&load.stderr)
-        )));
-    }
-    let cmd = format!("kchanctl bench all --json --iterations {}", args.iterations);
-    let out = vm
-        .run(&StepRequest::new(&cmd, Duration::from_secs(600)))
-        .map_err(|e| env(e.to_string()))?;
-    if out.exit() != 0 {
-        return Err(env(format!(
-            "`{cmd}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
+    figures.extend(project_figures(&project, img, &mut vm, args.iterations)?);
     vm.shutdown();
-    let rows = parse_kchanctl(&String::from_utf8_lossy(&out.stdout)).map_err(env)?;
-    figures.extend(channel_figures(&rows).map_err(env)?);
 
     if !args.no_suite {
         eprintln!("kspec: bench: warm suite (every spec, VMs in parallel)");
-        let specs = load_specs(Some(&repo), &[]).map_err(|c| (c, "invalid specs".to_owned()))?;
+        let specs = project
+            .load_specs(&[])
+            .map_err(|e| (EXIT_INVALID, e.to_string()))?;
         let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let settings = RunSettings::new(accel.accel, None);
         let (tx, _rx) = mpsc::channel();
         let t = Instant::now();
         let reports = exec::run_all(
             std::slice::from_ref(img),
             &specs,
             &|_| true,
-            &settings,
+            settings,
             jobs,
             &tx,
         );

@@ -1,9 +1,10 @@
 //! Step execution: runs (kernel, spec) units on worker threads, each unit in its own VM(s), and
-//! reports through one event stream. Uses spec, image and vm below it.
+//! reports through one event stream. Joins spec, image and vm below it.
 
 pub mod check;
 pub mod event;
 pub mod ledger;
+mod prepare;
 pub mod spec_run;
 pub mod splat;
 pub mod step;
@@ -13,6 +14,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 
 pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
+pub use prepare::{prepare, PrepareError, PrepareOptions, Prepared};
 pub use spec_run::{
     boot_timeout, run_spec, unmet_before_build, unmet_requirements, vm_config, RunSettings,
     DEFAULT_CPUS, DEFAULT_MEMORY_MB,

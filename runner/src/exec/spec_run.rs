@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use super::event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
 use super::ledger::{Ledger, StepRef};
 use super::step::{execute, gap_failure, vm_failure, StepEnv, StepPlace};
-use crate::image::initramfs::{self, MODULE_PATH};
-use crate::image::Image;
+use crate::image::{initramfs, GuestModule, Image};
 use crate::spec::{version_matches, Case, Isolation, LoadedSpec, Step};
 use crate::vm::{Accel, Vm, VmConfig};
 
@@ -247,7 +246,7 @@ pub fn run_spec(
                 if result.is_ok() && last_in_vm {
                     if let Some(m) = &spec.spec.module {
                         if m.unload {
-                            result = unload_module(g, spec, &mut steps);
+                            result = unload_module(g, image, spec, &mut steps);
                         }
                     }
                 }
@@ -351,7 +350,9 @@ fn spec_files_archive(spec: &LoadedSpec) -> Result<Option<Vec<u8>>, String> {
         };
         files.push((f.dest.clone(), data, mode));
     }
-    initramfs::extra(&files).map(Some)
+    initramfs::extra(&files)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn start_vm(
@@ -390,11 +391,15 @@ fn start_vm(
         vm,
     };
     if let Some(m) = &spec.spec.module {
-        let mut cmd = format!("insmod {MODULE_PATH}");
-        for (k, v) in &m.params {
-            cmd.push_str(&format!(" {k}={}", shell_quote(&v.to_string())));
-        }
         let line = spec.locator.find("module").line;
+        let module = spec_module(image, spec)
+            .ok_or_else(|| infra(no_module(image, spec), "module load", line, vec![]))?;
+        let mut params = module.params.clone();
+        params.extend(m.params.iter().map(|(k, v)| (k.clone(), v.to_string())));
+        let mut cmd = format!("insmod {}", module.guest_path);
+        for (k, v) in &params {
+            cmd.push_str(&format!(" {k}={}", shell_quote(v)));
+        }
         run_fixed(&mut g, &cmd, "module load", line, steps).map_err(|mut f| {
             if f.kind == FailureKind::Assertion {
                 f.kind = FailureKind::Infrastructure;
@@ -434,13 +439,37 @@ fn run_fixed(
     execute(&mut env, &step, &place)
 }
 
+/// The module `spec` loads: the one its `module:` names, else the image's first.
+fn spec_module<'a>(image: &'a Image, spec: &LoadedSpec) -> Option<&'a GuestModule> {
+    let name = spec.spec.module.as_ref().and_then(|m| m.name.as_deref());
+    image.module(name)
+}
+
+fn no_module(image: &Image, spec: &LoadedSpec) -> String {
+    let name = spec.spec.module.as_ref().and_then(|m| m.name.as_deref());
+    format!(
+        "the image of {} has no module {}",
+        image.kernel.name,
+        name.map_or("at all".into(), |n| format!("{n:?}"))
+    )
+}
+
 fn unload_module(
     g: &mut Guest,
+    image: &Image,
     spec: &LoadedSpec,
     steps: &mut Vec<StepReport>,
 ) -> Result<(), Failure> {
     let line = spec.locator.find("module").line;
-    run_fixed(g, "rmmod kchan", "module unload", line, steps)
+    let module = spec_module(image, spec)
+        .ok_or_else(|| infra(no_module(image, spec), "module unload", line, vec![]))?;
+    run_fixed(
+        g,
+        &format!("rmmod {}", module.name),
+        "module unload",
+        line,
+        steps,
+    )
 }
 
 /// Wait for the kernel log to go quiet and judge what came since the last step: reports of

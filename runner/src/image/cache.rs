@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::progress::Progress;
+use super::Error;
 
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -13,7 +14,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, Error> {
         let root = match std::env::var_os("KSPEC_CACHE") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => {
@@ -21,19 +22,17 @@ impl Cache {
                     .filter(|p| !p.is_empty())
                     .map(PathBuf::from)
                     .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                    .ok_or("neither KSPEC_CACHE nor HOME is set")?;
+                    .ok_or_else(|| Error::Host("neither KSPEC_CACHE nor HOME is set".into()))?;
                 base.join("kspec")
             }
         };
-        std::fs::create_dir_all(&root)
-            .map_err(|e| format!("cannot create cache {}: {e}", root.display()))?;
+        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         Ok(Cache { root })
     }
 
     /// A cache rooted at `root` (a scratch cache for measurements).
-    pub fn at(root: PathBuf) -> Result<Self, String> {
-        std::fs::create_dir_all(&root)
-            .map_err(|e| format!("cannot create cache {}: {e}", root.display()))?;
+    pub fn at(root: PathBuf) -> Result<Self, Error> {
+        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         Ok(Cache { root })
     }
 
@@ -41,12 +40,12 @@ impl Cache {
         &self.root
     }
 
-    pub fn dir(&self, parts: &[&str]) -> Result<PathBuf, String> {
+    pub fn dir(&self, parts: &[&str]) -> Result<PathBuf, Error> {
         let mut p = self.root.clone();
         for part in parts {
             p.push(part);
         }
-        std::fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+        std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         Ok(p)
     }
 }
@@ -60,7 +59,7 @@ pub struct EntryLock {
 }
 
 impl Cache {
-    pub fn lock(&self, entry: &Path, progress: &dyn Progress) -> Result<EntryLock, String> {
+    pub fn lock(&self, entry: &Path, progress: &dyn Progress) -> Result<EntryLock, Error> {
         use nix::fcntl::{Flock, FlockArg};
         let path = PathBuf::from(format!("{}.lock", entry.display()));
         let open = || {
@@ -69,9 +68,9 @@ impl Cache {
                 .truncate(false)
                 .write(true)
                 .open(&path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))
+                .map_err(|e| Error::io(&path, e))
         };
-        let failed = |e: nix::errno::Errno| format!("cannot lock {}: {e}", path.display());
+        let failed = |e: nix::errno::Errno| Error::io(&path, e.into());
         match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(EntryLock { _lock: l }),
             Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -110,9 +109,8 @@ impl Key {
         self.0.update(value);
     }
 
-    pub fn file(mut self, label: &str, path: &Path) -> Result<Self, String> {
-        let data =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn file(mut self, label: &str, path: &Path) -> Result<Self, Error> {
+        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         self.field(label, &data);
         Ok(self)
     }
@@ -123,9 +121,9 @@ impl Key {
         label: &str,
         dir: &Path,
         keep: &dyn Fn(&Path) -> bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let mut files = Vec::new();
-        walk(dir, &mut files).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        walk(dir, &mut files).map_err(|e| Error::io(dir, e))?;
         files.sort();
         for f in files.into_iter().filter(|f| keep(f)) {
             let rel = f
@@ -162,16 +160,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, String> {
+pub fn sha256_file(path: &Path) -> Result<String, Error> {
     use std::io::Read;
-    let mut f =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
         if n == 0 {
             break;
         }

@@ -1,15 +1,16 @@
 //! The guest's initramfs (cpio newc, uncompressed: the kernel unpacks it fastest that way):
-//! busybox with its applet links, /init, images/rootfs (etc files), kchan.ko, an empty
-//! modules.dep for the kernel's release (busybox modinfo wants one), kchanctl and kspec-agent. Everything the
-//! guest would otherwise create at boot is here: each fork costs milliseconds under TCG.
+//! busybox with its applet links, /init, the rootfs files, the project's modules in /lib/modules,
+//! an empty modules.dep for the kernel's release (busybox modinfo wants one), the project's guest
+//! programs and kspec-agent in /usr/bin. Everything the guest would otherwise create at boot is
+//! here: each fork costs milliseconds under TCG.
 //! Spec files ride in a second archive appended to it.
 
 use std::io::Write;
 use std::path::Path;
 
+use super::Error;
 use cpio::newc::{Builder, ModeFileType};
 
-pub const MODULE_PATH: &str = "/lib/modules/kchan.ko";
 pub const TOOLS_DIR: &str = "/usr/bin";
 pub const AGENT_PATH: &str = "usr/bin/kspec-agent";
 
@@ -92,26 +93,32 @@ pub struct BaseInputs<'a> {
     pub init: &'a Path,
     /// images/rootfs: copied as is (relative paths, modes kept).
     pub rootfs: &'a Path,
-    pub module: &'a Path,
-    pub kchanctl: &'a Path,
+    /// (name, built .ko): each becomes [`module_path`]`(name)`.
+    pub modules: &'a [(&'a str, &'a Path)],
+    /// Guest programs, each installed under its file name in [`TOOLS_DIR`].
+    pub programs: &'a [&'a Path],
     /// kspec-agent: PID 1 of a test VM.
     pub agent: &'a Path,
     /// `uname -r` of the kernel the image is for.
     pub release: &'a str,
 }
 
+/// Where the image holds module `name`.
+pub fn module_path(name: &str) -> String {
+    format!("/lib/modules/{name}.ko")
+}
+
 /// The base image: everything every VM needs.
-pub fn base(inp: &BaseInputs) -> Result<Vec<u8>, String> {
+pub fn base(inp: &BaseInputs) -> Result<Vec<u8>, Error> {
     use std::os::unix::fs::PermissionsExt;
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
     let applets = std::process::Command::new(inp.busybox)
         .arg("--list-full")
         .output()
-        .map_err(|e| format!("{} --list-full: {e}", inp.busybox.display()))?;
+        .map_err(|e| Error::io(inp.busybox, e))?;
     let applets = String::from_utf8_lossy(&applets.stdout).into_owned();
     let mut rootfs_files = Vec::new();
-    collect(inp.rootfs, inp.rootfs, &mut rootfs_files)
-        .map_err(|e| format!("{}: {e}", inp.rootfs.display()))?;
+    collect(inp.rootfs, inp.rootfs, &mut rootfs_files).map_err(|e| Error::io(inp.rootfs, e))?;
     rootfs_files.sort();
     let modules_dir = format!("lib/modules/{}", inp.release);
     let modules_dep = format!("{modules_dir}/modules.dep");
@@ -176,23 +183,35 @@ pub fn base(inp: &BaseInputs) -> Result<Vec<u8>, String> {
         data: Vec::new(),
         mode: 0o644,
     });
-    entries.push(Entry::File {
-        path: MODULE_PATH,
-        data: read(inp.module)?,
-        mode: 0o644,
-    });
-    entries.push(Entry::File {
-        path: "usr/bin/kchanctl",
-        data: read(inp.kchanctl)?,
-        mode: 0o755,
-    });
+    let module_paths: Vec<String> = inp.modules.iter().map(|(n, _)| module_path(n)).collect();
+    for (path, (_, ko)) in module_paths.iter().zip(inp.modules) {
+        entries.push(Entry::File {
+            path,
+            data: read(ko)?,
+            mode: 0o644,
+        });
+    }
+    let mut program_paths = Vec::new();
+    for p in inp.programs {
+        let name = p
+            .file_name()
+            .ok_or_else(|| Error::Config(format!("{}: not a program file", p.display())))?;
+        program_paths.push(format!("{TOOLS_DIR}/{}", name.to_string_lossy()));
+    }
+    for (path, program) in program_paths.iter().zip(inp.programs) {
+        entries.push(Entry::File {
+            path,
+            data: read(program)?,
+            mode: 0o755,
+        });
+    }
     entries.push(Entry::File {
         path: AGENT_PATH,
         data: read(inp.agent)?,
         mode: 0o755,
     });
     let mut out = Vec::new();
-    write_archive(&mut out, &entries).map_err(|e| format!("writing initramfs: {e}"))?;
+    write_archive(&mut out, &entries).map_err(|e| Error::io(Path::new("initramfs"), e))?;
     Ok(out)
 }
 
@@ -219,7 +238,7 @@ fn collect(
 }
 
 /// A second archive with host files for one spec; parent directories are created.
-pub fn extra(files: &[(String, Vec<u8>, u32)]) -> Result<Vec<u8>, String> {
+pub fn extra(files: &[(String, Vec<u8>, u32)]) -> Result<Vec<u8>, Error> {
     let mut dirs: Vec<String> = Vec::new();
     for (dest, _, _) in files {
         let mut acc = String::new();
@@ -244,7 +263,7 @@ pub fn extra(files: &[(String, Vec<u8>, u32)]) -> Result<Vec<u8>, String> {
         });
     }
     let mut out = Vec::new();
-    write_archive(&mut out, &entries).map_err(|e| format!("writing spec files archive: {e}"))?;
+    write_archive(&mut out, &entries).map_err(|e| Error::io(Path::new("spec files archive"), e))?;
     Ok(out)
 }
 

@@ -8,6 +8,7 @@ use super::progress::Progress;
 use super::run::run_logged;
 use super::source::SourceTree;
 use super::toolchain::Toolchain;
+use super::Error;
 
 /// A built kernel: what VMs boot and what modules build against.
 #[derive(Debug, Clone)]
@@ -37,11 +38,11 @@ impl BuiltKernel {
     }
 
     /// `uname -r` of this kernel, as the build recorded it.
-    pub fn release(&self) -> Result<String, String> {
+    pub fn release(&self) -> Result<String, Error> {
         let p = self.build_dir.join("include/config/kernel.release");
         std::fs::read_to_string(&p)
             .map(|s| s.trim().to_owned())
-            .map_err(|e| format!("{}: {e}", p.display()))
+            .map_err(|e| Error::io(&p, e))
     }
 
     /// Is `sym` (with or without CONFIG_) =y or =m in the final .config?
@@ -63,7 +64,7 @@ pub fn cache_key(
     source_identity: &str,
     fragments_dir: &Path,
     tc: &Toolchain,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     let mut key = Key::new(RECIPE)
         .str("source", source_identity)
         .str("toolchain", &tc.identity());
@@ -81,7 +82,7 @@ pub fn build(
     cache: &Cache,
     progress: &dyn Progress,
     jobs: usize,
-) -> Result<BuiltKernel, String> {
+) -> Result<BuiltKernel, Error> {
     let key = cache_key(kernel, &src.identity, fragments_dir, tc)?;
     let out = cache.dir(&["kernels", &format!("{}-{key}", kernel.name)])?;
     let _lock = cache.lock(&out, progress)?;
@@ -109,8 +110,7 @@ pub fn build(
     }
     let _ = std::fs::remove_file(&stamp);
     let _ = std::fs::remove_file(&built.log);
-    std::fs::create_dir_all(&built.build_dir)
-        .map_err(|e| format!("{}: {e}", built.build_dir.display()))?;
+    std::fs::create_dir_all(&built.build_dir).map_err(|e| Error::io(&built.build_dir, e))?;
     // Kbuild refuses O= builds from a source tree that was built in place (older kspec did).
     if !src.external && src.dir.join(".config").exists() {
         progress.message(&format!(
@@ -138,18 +138,16 @@ pub fn build(
     c.arg("tinyconfig");
     run_logged(c, &built.log, &format!("{name}: make tinyconfig"), &|_| {})?;
     let dotconfig = built.build_dir.join(".config");
-    let mut config =
-        std::fs::read_to_string(&dotconfig).map_err(|e| format!("{}: {e}", dotconfig.display()))?;
+    let mut config = std::fs::read_to_string(&dotconfig).map_err(|e| Error::io(&dotconfig, e))?;
     let mut wanted = Vec::new();
     for f in &kernel.fragments {
         let path = fragments_dir.join(f);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         wanted.extend(parse_fragment(&text));
         config.push_str(&text);
         config.push('\n');
     }
-    std::fs::write(&dotconfig, config).map_err(|e| format!("{}: {e}", dotconfig.display()))?;
+    std::fs::write(&dotconfig, config).map_err(|e| Error::io(&dotconfig, e))?;
     let mut c = built.make(tc);
     c.arg("olddefconfig");
     run_logged(
@@ -158,15 +156,14 @@ pub fn build(
         &format!("{name}: make olddefconfig"),
         &|_| {},
     )?;
-    let final_config =
-        std::fs::read_to_string(&dotconfig).map_err(|e| format!("{}: {e}", dotconfig.display()))?;
+    let final_config = std::fs::read_to_string(&dotconfig).map_err(|e| Error::io(&dotconfig, e))?;
     let missing = missing_symbols(&wanted, &final_config);
     if !missing.is_empty() {
-        return Err(format!(
+        return Err(Error::Config(format!(
             "{name}: Kconfig symbols did not stick (unmet dependencies?): {}; config: {}",
             missing.join(", "),
             dotconfig.display()
-        ));
+        )));
     }
 
     progress.message(&format!(
@@ -181,12 +178,12 @@ pub fn build(
     let copy = |from: &Path, to: &Path| {
         std::fs::copy(from, to)
             .map(drop)
-            .map_err(|e| format!("{}: {e}", from.display()))
+            .map_err(|e| Error::io(from, e))
     };
     copy(&bz, &built.bzimage)?;
     copy(&built.build_dir.join("vmlinux"), &built.vmlinux)?;
     copy(&dotconfig, &built.config)?;
-    std::fs::write(&stamp, &key).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    std::fs::write(&stamp, &key).map_err(|e| Error::io(&stamp, e))?;
     let secs = started.elapsed().as_secs();
     progress.message(&format!(
         "{name}: kernel built in {}m{:02}s",

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Error;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -140,24 +141,27 @@ pub struct ToolchainReq {
 }
 
 impl KernelList {
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let list: KernelList = serde_yaml::from_str(&text).map_err(|e| {
             let loc = e
                 .location()
                 .map(|l| format!(":{}:{}", l.line(), l.column()))
                 .unwrap_or_default();
-            format!("{}{loc}: {e}", path.display())
+            Error::Config(format!("{}{loc}: {e}", path.display()))
         })?;
         if list.kernels.is_empty() {
-            return Err(format!("{}: no kernels listed", path.display()));
+            return Err(Error::Config(format!(
+                "{}: no kernels listed",
+                path.display()
+            )));
         }
         if list.get(&list.default).is_none() {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "{}: default kernel {:?} is not in the list",
                 path.display(),
                 list.default
-            ));
+            )));
         }
         Ok(list)
     }
@@ -168,7 +172,7 @@ impl KernelList {
 
     /// Resolve a `--kernel` argument: a name, "all" (every kernel), "local" (those tested here)
     /// or a comma-separated list of names.
-    pub fn select(&self, arg: Option<&str>) -> Result<Vec<&Kernel>, String> {
+    pub fn select(&self, arg: Option<&str>) -> Result<Vec<&Kernel>, Error> {
         match arg.unwrap_or(&self.default) {
             "all" => Ok(self.kernels.iter().collect()),
             "local" => Ok(self.kernels.iter().filter(|k| k.local).collect()),
@@ -177,10 +181,10 @@ impl KernelList {
                 .map(|n| {
                     self.get(n.trim()).ok_or_else(|| {
                         let known: Vec<_> = self.kernels.iter().map(|k| k.name.as_str()).collect();
-                        format!(
+                        Error::Usage(format!(
                             "unknown kernel {n:?}; known: {}, all, local",
                             known.join(", ")
-                        )
+                        ))
                     })
                 })
                 .collect(),

@@ -1,7 +1,9 @@
-//! Image build: kernel + kchan.ko + kchanctl + busybox packed into an initramfs, each piece
-//! cached under a key of its inputs. Uses only the spec layer below it.
+//! Image build: the kernel, the project's modules and guest programs, kspec-agent and busybox
+//! packed into an initramfs, each piece cached under a key of its inputs. Knows the project's
+//! description (below it), nothing above.
 
 pub mod cache;
+mod error;
 pub mod initramfs;
 pub mod kernel;
 pub mod kernels;
@@ -13,69 +15,33 @@ pub mod tarball;
 pub mod toolchain;
 pub mod tools;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use cache::Cache;
+pub use error::Error;
 pub use kernel::BuiltKernel;
 pub use kernels::{Kernel, KernelList, Source};
 pub use progress::{Progress, Quiet, StderrProgress};
 pub use toolchain::Toolchain;
 
-/// The checkout kspec works on: images/, guest-kmod/, guest-tools/, specs/.
-#[derive(Debug, Clone)]
-pub struct Repo {
-    pub root: PathBuf,
+use crate::project::Project;
+
+/// The kernel list a project names.
+pub fn kernel_list(project: &Project) -> Result<KernelList, Error> {
+    KernelList::load(&project.kernels)
 }
 
-impl Repo {
-    /// `$KSPEC_ROOT`, else the nearest ancestor of the working directory holding
-    /// images/kernels.yaml, else the checkout this binary was built from.
-    pub fn locate() -> Result<Self, String> {
-        let is_root = |p: &Path| p.join("images/kernels.yaml").is_file();
-        if let Some(r) = std::env::var_os("KSPEC_ROOT").filter(|r| !r.is_empty()) {
-            let root = PathBuf::from(r);
-            return if is_root(&root) {
-                Ok(Repo { root })
-            } else {
-                Err(format!(
-                    "KSPEC_ROOT={} has no images/kernels.yaml",
-                    root.display()
-                ))
-            };
-        }
-        if let Ok(cwd) = std::env::current_dir() {
-            if let Some(root) = cwd.ancestors().find(|p| is_root(p)) {
-                return Ok(Repo {
-                    root: root.to_owned(),
-                });
-            }
-        }
-        let built_from = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_owned);
-        match built_from {
-            Some(root) if is_root(&root) => Ok(Repo { root }),
-            _ => Err("cannot find the kspec checkout (images/kernels.yaml): run inside it or set KSPEC_ROOT".into()),
-        }
-    }
-
-    pub fn kernel_list(&self) -> Result<KernelList, String> {
-        KernelList::load(&self.root.join("images/kernels.yaml"))
-    }
-
-    /// The Kconfig fragments the kernel list names.
-    pub fn kconfig_dir(&self) -> PathBuf {
-        self.root.join("images/kconfig")
-    }
-
-    /// The public keys `signed_by` fingerprints in the kernel list name.
-    pub fn keys_dir(&self) -> PathBuf {
-        self.root.join("images/keys")
-    }
-
-    pub fn specs_dir(&self) -> PathBuf {
-        self.root.join("specs")
-    }
+/// A module as the image holds it.
+#[derive(Debug, Clone)]
+pub struct GuestModule {
+    pub name: String,
+    /// The built .ko on the host.
+    pub ko: PathBuf,
+    /// Where the guest finds it.
+    pub guest_path: String,
+    /// The project's default parameters, rendered for insmod.
+    pub params: BTreeMap<String, String>,
 }
 
 /// Everything needed to boot one kernel's test VM.
@@ -83,10 +49,23 @@ impl Repo {
 pub struct Image {
     pub kernel: Kernel,
     pub built: BuiltKernel,
-    pub module: PathBuf,
-    pub kchanctl: PathBuf,
+    /// In the project's order; the first is the default.
+    pub modules: Vec<GuestModule>,
+    /// The project's guest programs (host paths; in the guest under their file name in
+    /// [`initramfs::TOOLS_DIR`]).
+    pub programs: Vec<PathBuf>,
     pub agent: PathBuf,
     pub initramfs: PathBuf,
+}
+
+impl Image {
+    /// The module `name`, or the first without one.
+    pub fn module(&self, name: Option<&str>) -> Option<&GuestModule> {
+        match name {
+            Some(n) => self.modules.iter().find(|m| m.name == n),
+            None => self.modules.first(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,13 +78,15 @@ pub struct BuildOptions {
 
 /// Build (or find up to date in the cache) the images of `kernels`.
 pub fn build_images(
-    repo: &Repo,
+    project: &Project,
     kernels: &[&Kernel],
     opts: &BuildOptions,
     progress: &dyn Progress,
-) -> Result<Vec<Image>, String> {
+) -> Result<Vec<Image>, Error> {
     if opts.kernel_src.is_some() && kernels.len() != 1 {
-        return Err("--kernel-src needs exactly one --kernel".into());
+        return Err(Error::Usage(
+            "--kernel-src needs exactly one --kernel".into(),
+        ));
     }
     let cache = Cache::from_env()?;
     let tc = Toolchain::detect(&cache)?;
@@ -115,36 +96,65 @@ pub fn build_images(
     ));
     let busybox = Path::new("/bin/busybox");
     if !busybox.is_file() {
-        return Err(
+        return Err(Error::Host(
             "/bin/busybox not found (Debian package busybox-static): run images/setup-host.sh"
                 .into(),
-        );
+        ));
     }
     let jobs = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
         opts.jobs
     };
-    let tools = tools::build(&repo.root, &cache, progress)?;
-    let init = repo.root.join("images/init");
+    let guest = &project.guest;
+    let tools = tools::build(
+        &project.root,
+        &guest.packages,
+        &guest.sources,
+        &cache,
+        progress,
+    )?;
+    let init = project.guest_init();
+    let rootfs = project.guest_rootfs();
     let mut images = Vec::new();
     for k in kernels {
         let source = k.effective_source(opts.kernel_src.as_deref());
-        let tree = source::obtain(&source, &repo.keys_dir(), &cache, progress)?;
-        let built = kernel::build(k, &tree, &repo.kconfig_dir(), &tc, &cache, progress, jobs)?;
-        let module = module::build(
-            &k.name,
-            &built,
-            &repo.root.join("guest-kmod"),
-            "kchan",
+        let tree = source::obtain(&source, &project.keys_dir(), &cache, progress)?;
+        let built = kernel::build(
+            k,
+            &tree,
+            &project.kconfig_dir(),
             &tc,
             &cache,
             progress,
+            jobs,
         )?;
+        let mut modules = Vec::new();
+        let mut key = cache::Key::new("initramfs-4");
+        for def in &project.modules {
+            let m = module::build(
+                &k.name,
+                &built,
+                &def.source,
+                &def.name,
+                &tc,
+                &cache,
+                progress,
+            )?;
+            key = key.str("module", &m.key);
+            modules.push(GuestModule {
+                name: def.name.clone(),
+                ko: m.ko,
+                guest_path: initramfs::module_path(&def.name),
+                params: def
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
+            });
+        }
         let release = built.release()?;
-        let rootfs = repo.root.join("images/rootfs");
-        let key = cache::Key::new("initramfs-3")
-            .str("module", &module.key)
+        let key = key
             .str("tools", &tools.key)
             .str("release", &release)
             .file("init", &init)?
@@ -156,20 +166,24 @@ pub fn build_images(
             .join(format!("{}-{key}.cpio", k.name));
         let _lock = cache.lock(&initramfs, progress)?;
         if !initramfs.is_file() {
+            let module_files: Vec<(&str, &Path)> = modules
+                .iter()
+                .map(|m| (m.name.as_str(), m.ko.as_path()))
+                .collect();
+            let programs: Vec<&Path> = tools.programs.iter().map(PathBuf::as_path).collect();
             let inputs = initramfs::BaseInputs {
                 busybox,
                 init: &init,
                 rootfs: &rootfs,
-                module: &module.ko,
-                kchanctl: &tools.kchanctl,
+                modules: &module_files,
+                programs: &programs,
                 agent: &tools.agent,
                 release: &release,
             };
             let data = initramfs::base(&inputs)?;
             let tmp = initramfs.with_extension("tmp");
-            std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
-            std::fs::rename(&tmp, &initramfs)
-                .map_err(|e| format!("{}: {e}", initramfs.display()))?;
+            std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &initramfs).map_err(|e| Error::io(&initramfs, e))?;
             progress.message(&format!(
                 "{}: initramfs packed: {}",
                 k.name,
@@ -181,8 +195,8 @@ pub fn build_images(
         images.push(Image {
             kernel: (*k).clone(),
             built,
-            module: module.ko,
-            kchanctl: tools.kchanctl.clone(),
+            modules,
+            programs: tools.programs.clone(),
             agent: tools.agent.clone(),
             initramfs,
         });
@@ -193,34 +207,34 @@ pub fn build_images(
 /// Fetch, verify and unpack the source trees of `kernels` (what `kspec build --fetch-only`
 /// does): the tree of each, in order, without building anything.
 pub fn fetch_sources(
-    repo: &Repo,
+    project: &Project,
     kernels: &[&Kernel],
     kernel_src: Option<&Path>,
     progress: &dyn Progress,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, Error> {
     let cache = Cache::from_env()?;
     kernels
         .iter()
         .map(|k| {
             let source = k.effective_source(kernel_src);
-            source::obtain(&source, &repo.keys_dir(), &cache, progress).map(|t| t.dir)
+            source::obtain(&source, &project.keys_dir(), &cache, progress).map(|t| t.dir)
         })
         .collect()
 }
 
 /// The cache key each kernel's build would have, without building (for CI caches).
 pub fn kernel_keys(
-    repo: &Repo,
+    project: &Project,
     kernels: &[&Kernel],
     kernel_src: Option<&Path>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Error> {
     let cache = Cache::from_env()?;
     let tc = Toolchain::detect(&cache)?;
     kernels
         .iter()
         .map(|k| {
             let id = source::identity(&k.effective_source(kernel_src), &cache)?;
-            kernel::cache_key(k, &id, &repo.kconfig_dir(), &tc)
+            kernel::cache_key(k, &id, &project.kconfig_dir(), &tc)
         })
         .collect()
 }

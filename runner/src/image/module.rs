@@ -9,6 +9,7 @@ use super::kernel::BuiltKernel;
 use super::progress::Progress;
 use super::run::run_logged;
 use super::toolchain::Toolchain;
+use super::Error;
 
 fn is_module_source(p: &Path) -> bool {
     let name = p
@@ -29,8 +30,8 @@ fn is_module_source(p: &Path) -> bool {
 /// Make `work` hold exactly the module sources of `src`: changed or new files are copied
 /// (a fresh mtime), unchanged ones are left as they are, sources gone from `src` are removed;
 /// build products are Kbuild's to manage.
-pub fn sync_sources(src: &Path, work: &Path) -> Result<(), String> {
-    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+pub fn sync_sources(src: &Path, work: &Path) -> Result<(), Error> {
+    let io = |p: &Path, e: std::io::Error| Error::io(p, e);
     let mut wanted = std::collections::HashSet::new();
     for e in std::fs::read_dir(src).map_err(|e| io(src, e))? {
         let p = e.map_err(|e| io(src, e))?.path();
@@ -89,7 +90,7 @@ pub fn build(
     tc: &Toolchain,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<ModuleBuild, String> {
+) -> Result<ModuleBuild, Error> {
     let key = Key::new("module-1")
         .str("kernel", &kernel.key)
         .str("name", name)
@@ -146,10 +147,10 @@ pub fn build(
         progress.message(&format!("{kname}: module build warning: {}", w.trim()));
     }
     std::fs::copy(work.join(&file), &ko).map_err(|e| {
-        format!(
+        Error::Command(format!(
             "module build produced no {file} ({e}); log: {}",
             log.display()
-        )
+        ))
     })?;
     Ok(ModuleBuild { ko, key, phases })
 }

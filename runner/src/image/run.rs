@@ -1,5 +1,6 @@
 //! Running build commands with their output in a log file, so failures name the log.
 
+use super::Error;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,19 +12,21 @@ pub fn run_logged(
     log: &Path,
     what: &str,
     on_line: &dyn Fn(&str),
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
-        .map_err(|e| format!("cannot open log {}: {e}", log.display()))?;
+        .map_err(|e| Error::io(log, e))?;
     let _ = writeln!(file, "$ {cmd:?}");
-    let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
-    let writer2 = writer.try_clone().map_err(|e| format!("pipe: {e}"))?;
+    let (reader, writer) = std::io::pipe().map_err(|e| Error::Command(format!("pipe: {e}")))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| Error::Command(format!("pipe: {e}")))?;
     cmd.stdin(Stdio::null()).stdout(writer).stderr(writer2);
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("{what}: cannot run {:?}: {e}", cmd.get_program()))?;
+        .map_err(|e| Error::Command(format!("{what}: cannot run {:?}: {e}", cmd.get_program())))?;
     drop(cmd); // close our copies of the pipe's write end
     let mut first_error: Option<String> = None;
     for line in BufReader::new(reader).split(b'\n') {
@@ -35,15 +38,17 @@ pub fn run_logged(
         }
         on_line(&line);
     }
-    let status = child.wait().map_err(|e| format!("{what}: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| Error::Command(format!("{what}: {e}")))?;
     if status.success() {
         return Ok(());
     }
     let cause = first_error.map(|e| format!(": {e}")).unwrap_or_default();
-    Err(format!(
+    Err(Error::Command(format!(
         "{what} failed ({status}){cause}; log: {}",
         log.display()
-    ))
+    )))
 }
 
 fn is_error_line(l: &str) -> bool {

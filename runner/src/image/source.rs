@@ -10,6 +10,7 @@ use super::kernels::Source;
 use super::progress::Progress;
 use super::run::run_logged;
 use super::tarball;
+use super::Error;
 
 /// A source tree ready to configure, and the identity that keys everything built from it.
 pub struct SourceTree {
@@ -20,7 +21,7 @@ pub struct SourceTree {
 }
 
 /// What identifies a source, without fetching it: cache keys are made of this.
-pub fn identity(source: &Source, cache: &Cache) -> Result<String, String> {
+pub fn identity(source: &Source, cache: &Cache) -> Result<String, Error> {
     match source {
         Source::Path(p) => local_tree(p).map(|t| t.identity),
         Source::Debian {
@@ -29,14 +30,20 @@ pub fn identity(source: &Source, cache: &Cache) -> Result<String, String> {
         } => dpkg_version(package)
             .map(|v| format!("{package}_{v}"))
             .ok_or_else(|| {
-                format!("Debian package {package} is not installed: run images/setup-host.sh")
+                Error::Host(format!(
+                    "Debian package {package} is not installed: run images/setup-host.sh"
+                ))
             }),
         Source::Debian {
             package,
             suite: Some(_),
         } => find_deb(package, cache)
             .and_then(|d| d.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .ok_or_else(|| format!("{package} is not downloaded yet: run `kspec build` once")),
+            .ok_or_else(|| {
+                Error::Host(format!(
+                    "{package} is not downloaded yet: run `kspec build` once"
+                ))
+            }),
         Source::Tarball { url, check } => Ok(tarball::identity(url, check)),
     }
 }
@@ -66,7 +73,7 @@ pub fn obtain(
     keys: &Path,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<SourceTree, String> {
+) -> Result<SourceTree, Error> {
     match source {
         Source::Path(p) => local_tree(p),
         Source::Debian {
@@ -74,14 +81,14 @@ pub fn obtain(
             suite: None,
         } => {
             let version = dpkg_version(package).ok_or_else(|| {
-                format!("Debian package {package} is not installed: run images/setup-host.sh (or apt-get install {package})")
+                Error::Host(format!("Debian package {package} is not installed: run images/setup-host.sh (or apt-get install {package})"))
             })?;
             let tarball = PathBuf::from(format!("/usr/src/{package}.tar.xz"));
             if !tarball.is_file() {
-                return Err(format!(
+                return Err(Error::Host(format!(
                     "{} is missing although {package} is installed",
                     tarball.display()
-                ));
+                )));
             }
             extract(&tarball, &format!("{package}_{version}"), cache, progress)
         }
@@ -120,15 +127,13 @@ pub fn obtain(
     }
 }
 
-fn local_tree(p: &Path) -> Result<SourceTree, String> {
-    let dir = p
-        .canonicalize()
-        .map_err(|e| format!("kernel source {}: {e}", p.display()))?;
+fn local_tree(p: &Path) -> Result<SourceTree, Error> {
+    let dir = p.canonicalize().map_err(|e| Error::io(p, e))?;
     if !dir.join("Makefile").is_file() || !dir.join("Kconfig").is_file() {
-        return Err(format!(
+        return Err(Error::Config(format!(
             "{} does not look like a kernel source tree (no Makefile/Kconfig)",
             dir.display()
-        ));
+        )));
     }
     // The path plus git's idea of the tree; make's own dependency tracking does the rest.
     let head = Command::new("git")
@@ -159,7 +164,7 @@ fn dpkg_version(package: &str) -> Option<String> {
 
 /// Unpack a tarball once into the cache; the tree is reused by every build of that source.
 /// The tree `id` if it was unpacked completely before.
-fn unpacked(id: &str, cache: &Cache) -> Result<Option<SourceTree>, String> {
+fn unpacked(id: &str, cache: &Cache) -> Result<Option<SourceTree>, Error> {
     let base = cache.dir(&["src"])?;
     Ok(base.join(format!("{id}.ok")).is_file().then(|| SourceTree {
         dir: base.join(id),
@@ -173,7 +178,7 @@ fn extract(
     id: &str,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<SourceTree, String> {
+) -> Result<SourceTree, Error> {
     let base = cache.dir(&["src"])?;
     let dir = base.join(id);
     let _lock = cache.lock(&dir, progress)?;
@@ -183,7 +188,7 @@ fn extract(
         let tmp = base.join(format!("{id}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut c = Command::new("tar");
         c.arg("-xf")
             .arg(tarball)
@@ -191,15 +196,13 @@ fn extract(
             .arg(&tmp)
             .arg("--strip-components=1");
         // A failed or interrupted unpack leaves nothing that looks like a tree.
-        let unpacked =
-            run_logged(c, &base.join(format!("{id}.log")), "tar -x", &|_| {}).and_then(|()| {
-                std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))
-            });
+        let unpacked = run_logged(c, &base.join(format!("{id}.log")), "tar -x", &|_| {})
+            .and_then(|()| std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e)));
         if let Err(e) = unpacked {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(format!("{}: {e}", tarball.display()));
+            return Err(Error::Command(format!("{}: {e}", tarball.display())));
         }
-        std::fs::write(&stamp, id).map_err(|e| format!("{}: {e}", stamp.display()))?;
+        std::fs::write(&stamp, id).map_err(|e| Error::io(&stamp, e))?;
     }
     Ok(SourceTree {
         dir,
@@ -209,7 +212,7 @@ fn extract(
 }
 
 /// The Debian mirror this machine already uses (never a host written in the repository).
-pub fn debian_mirror() -> Result<String, String> {
+pub fn debian_mirror() -> Result<String, Error> {
     let mut candidates = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
         let mut files: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -252,7 +255,7 @@ pub fn debian_mirror() -> Result<String, String> {
     candidates
         .into_iter()
         .find(|u| u.contains("/debian") && !u.contains("security"))
-        .ok_or_else(|| "no Debian mirror found in /etc/apt/sources.list{,.d}".to_owned())
+        .ok_or_else(|| Error::Host("no Debian mirror found in /etc/apt/sources.list{,.d}".into()))
 }
 
 fn download_deb(
@@ -260,7 +263,7 @@ fn download_deb(
     suite: &str,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, Error> {
     let dl = cache.dir(&["downloads"])?;
     let apt = cache.dir(&["apt", suite])?;
     let _lock = cache.lock(&apt, progress)?;
@@ -272,11 +275,11 @@ fn download_deb(
         "downloading {package} from {suite} (private apt configuration)"
     ));
     for d in ["lists/partial", "cache/archives/partial"] {
-        std::fs::create_dir_all(apt.join(d)).map_err(|e| format!("{}: {e}", apt.display()))?;
+        std::fs::create_dir_all(apt.join(d)).map_err(|e| Error::io(&apt, e))?;
     }
     let list = apt.join("sources.list");
     std::fs::write(&list, format!("deb {mirror} {suite} main\n"))
-        .map_err(|e| format!("{}: {e}", list.display()))?;
+        .map_err(|e| Error::io(&list, e))?;
     let opts = |c: &mut Command| {
         c.arg("-o")
             .arg(format!("Dir::Etc::SourceList={}", list.display()));
@@ -307,9 +310,9 @@ fn download_deb(
         &|_| {},
     )?;
     find_deb(package, cache).ok_or_else(|| {
-        format!(
+        Error::Command(format!(
             "apt-get download {package} produced no .deb; log: {}",
             log.display()
-        )
+        ))
     })
 }

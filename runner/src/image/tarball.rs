@@ -9,6 +9,7 @@ use super::cache::{sha256_file, Cache};
 use super::kernels::TarballCheck;
 use super::progress::Progress;
 use super::run::run_logged;
+use super::Error;
 
 /// Release tarballs never change: the file name (or the pinned sha256) identifies the tree.
 pub fn identity(url: &str, check: &TarballCheck) -> String {
@@ -50,7 +51,7 @@ fn stall_timeout() -> u32 {
 }
 
 /// Download `url` to `to`; on any failure nothing is left at `to` or beside it.
-fn fetch(url: &str, to: &Path, log: &Path) -> Result<(), String> {
+fn fetch(url: &str, to: &Path, log: &Path) -> Result<(), Error> {
     let part = to.with_extension("part");
     let mut c = Command::new("curl");
     // A stalled mirror fails in a minute instead of hanging until the job dies: connect within
@@ -62,7 +63,7 @@ fn fetch(url: &str, to: &Path, log: &Path) -> Result<(), String> {
         .arg(&part)
         .arg(url);
     let done = run_logged(c, log, &format!("download {url}"), &|_| {})
-        .and_then(|()| std::fs::rename(&part, to).map_err(|e| format!("{}: {e}", to.display())));
+        .and_then(|()| std::fs::rename(&part, to).map_err(|e| Error::io(to, e)));
     if done.is_err() {
         let _ = std::fs::remove_file(&part);
     }
@@ -76,7 +77,7 @@ pub fn download(
     keys: &Path,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, Error> {
     let dir = cache.dir(&["downloads"])?;
     let name = file_name(url);
     let dl = dir.join(name);
@@ -102,11 +103,11 @@ pub fn download(
     let got = sha256_file(&dl)?;
     if got != expected {
         let _ = std::fs::remove_file(&dl);
-        return Err(format!(
+        return Err(Error::Verify(format!(
             "{url}: sha256 mismatch: expected {expected}, got {got} (the file was removed)"
-        ));
+        )));
     }
-    std::fs::write(&verified, &got).map_err(|e| format!("{}: {e}", verified.display()))?;
+    std::fs::write(&verified, &got).map_err(|e| Error::io(&verified, e))?;
     Ok(dl)
 }
 
@@ -125,16 +126,16 @@ fn signed_sha256(
     downloads: &Path,
     progress: &dyn Progress,
     log: &Path,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     let (base, name) = url
         .rsplit_once('/')
-        .ok_or_else(|| format!("{url}: not a URL"))?;
+        .ok_or_else(|| Error::Config(format!("{url}: not a URL")))?;
     let key = key_file(keys, fingerprint);
     if !key.is_file() {
-        return Err(format!(
+        return Err(Error::Config(format!(
             "signed_by {fingerprint}: no public key at {} (signed_by names a key kept in the repository)",
             key.display()
-        ));
+        )));
     }
     let sums = downloads.join(format!("{name}.sha256sums.asc"));
     progress.message(&format!(
@@ -143,7 +144,8 @@ fn signed_sha256(
     fetch(&format!("{base}/sha256sums.asc"), &sums, log)?;
     let text = verified_plaintext(&key, &sums, fingerprint);
     let _ = std::fs::remove_file(&sums);
-    sha_for(&text?, name).ok_or_else(|| format!("{base}/sha256sums.asc lists no {name}"))
+    sha_for(&text?, name)
+        .ok_or_else(|| Error::Verify(format!("{base}/sha256sums.asc lists no {name}")))
 }
 
 /// gpg options for a keyring that holds kernel.org's key as published without a self-signed
@@ -166,33 +168,37 @@ fn gpg(home: &Path) -> Command {
 /// checked in a private keyring holding nothing but `key` (which must be that key). gpg prints
 /// only the signed part, so a line put before the signed message or after the signature is
 /// not part of it.
-pub fn verified_plaintext(key: &Path, signed: &Path, fingerprint: &str) -> Result<String, String> {
+pub fn verified_plaintext(key: &Path, signed: &Path, fingerprint: &str) -> Result<String, Error> {
     let home = tempfile::Builder::new()
         .prefix("kspec-gnupg")
         .tempdir()
-        .map_err(|e| format!("cannot create a gpg home: {e}"))?;
+        .map_err(|e| Error::Host(format!("cannot create a gpg home: {e}")))?;
     let import = gpg(home.path())
         .arg("--import")
         .arg(key)
         .output()
-        .map_err(|e| format!("cannot run gpg (images/setup-host.sh installs gnupg): {e}"))?;
+        .map_err(|e| {
+            Error::Host(format!(
+                "cannot run gpg (images/setup-host.sh installs gnupg): {e}"
+            ))
+        })?;
     let listed = gpg(home.path())
         .args(["--with-colons", "--list-keys"])
         .output()
-        .map_err(|e| format!("cannot run gpg: {e}"))?;
+        .map_err(|e| Error::Host(format!("cannot run gpg: {e}")))?;
     let primaries = primary_fingerprints(&String::from_utf8_lossy(&listed.stdout));
     if !import.status.success() {
-        return Err(format!(
+        return Err(Error::Verify(format!(
             "{}: not a usable public key ({})",
             key.display(),
             last_line(&import.stderr)
-        ));
+        )));
     }
     if primaries != [fingerprint] {
-        return Err(format!(
+        return Err(Error::Verify(format!(
             "{}: must hold exactly the key {fingerprint}, holds {primaries:?}",
             key.display()
-        ));
+        )));
     }
     let plain = home.path().join("plaintext");
     let out = gpg(home.path())
@@ -201,7 +207,7 @@ pub fn verified_plaintext(key: &Path, signed: &Path, fingerprint: &str) -> Resul
         .arg("--decrypt")
         .arg(signed)
         .output()
-        .map_err(|e| format!("cannot run gpg: {e}"))?;
+        .map_err(|e| Error::Host(format!("cannot run gpg: {e}")))?;
     let status = String::from_utf8_lossy(&out.stdout);
     let signer = status
         .lines()
@@ -209,13 +215,13 @@ pub fn verified_plaintext(key: &Path, signed: &Path, fingerprint: &str) -> Resul
         .and_then(|rest| rest.split_whitespace().last())
         .map(str::to_ascii_uppercase);
     if !out.status.success() || signer.as_deref() != Some(fingerprint) {
-        return Err(format!(
+        return Err(Error::Verify(format!(
             "{}: signature not valid or not by {fingerprint} ({})",
             signed.display(),
             last_line(&out.stderr)
-        ));
+        )));
     }
-    std::fs::read_to_string(&plain).map_err(|e| format!("{}: {e}", plain.display()))
+    std::fs::read_to_string(&plain).map_err(|e| Error::io(&plain, e))
 }
 
 fn last_line(bytes: &[u8]) -> String {
@@ -346,10 +352,16 @@ mod tests {
         let forged = dir.path().join("forged.asc");
         std::fs::write(&forged, signed.replace(GOOD, EVIL)).unwrap();
         let e = verified_plaintext(&key, &forged, &fpr).unwrap_err();
-        assert!(e.contains("signature not valid"), "{e}");
+        assert!(
+            matches!(&e, Error::Verify(m) if m.contains("signature not valid")),
+            "{e}"
+        );
         let other = "0000000000000000000000000000000000000000";
         let e = verified_plaintext(&key, &asc, other).unwrap_err();
-        assert!(e.contains("must hold exactly the key"), "{e}");
+        assert!(
+            matches!(&e, Error::Verify(m) if m.contains("must hold exactly the key")),
+            "{e}"
+        );
     }
 
     /// The kernel.org key kept in the repository is the one its file name and kernels.yaml pin.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::cache::Cache;
+use super::Error;
 
 pub const BINDGEN_VERSION: &str = "0.73.2";
 pub const LLVM_VERSION: &str = "19";
@@ -42,7 +43,7 @@ fn has_rust_src(sysroot: &Path) -> bool {
 }
 
 impl Toolchain {
-    pub fn detect(cache: &Cache) -> Result<Self, String> {
+    pub fn detect(cache: &Cache) -> Result<Self, Error> {
         let setup = "run images/setup-host.sh";
         // The kernel needs rust-src: Debian's rustc-web provides it at /usr; rustup can add it.
         let (rustc, rustc_choice) =
@@ -63,35 +64,35 @@ impl Toolchain {
                         (p, "rustup toolchain with the rust-src component".to_owned())
                     }
                     _ => {
-                        return Err(format!(
+                        return Err(Error::Host(format!(
                             "no rustc with rust-src found (kernel Rust support needs it): {setup}"
-                        ))
+                        )))
                     }
                 }
             };
         let rustc_version = version_of(&rustc, "--version")
-            .ok_or_else(|| format!("{} does not run: {setup}", rustc.display()))?;
+            .ok_or_else(|| Error::Host(format!("{} does not run: {setup}", rustc.display())))?;
         let bindgen = cache
             .root()
             .join(format!("tools/bindgen-{BINDGEN_VERSION}/bin/bindgen"));
         let bindgen_version = version_of(&bindgen, "--version").ok_or_else(|| {
-            format!(
+            Error::Host(format!(
                 "bindgen-cli {BINDGEN_VERSION} not found at {}: {setup}",
                 bindgen.display()
-            )
+            ))
         })?;
         let clang = PathBuf::from(format!("/usr/bin/clang-{LLVM_VERSION}"));
         let clang_version = version_of(&clang, "--version")
-            .ok_or_else(|| format!("clang-{LLVM_VERSION} not found: {setup}"))?;
+            .ok_or_else(|| Error::Host(format!("clang-{LLVM_VERSION} not found: {setup}")))?;
         for tool in ["ld.lld", "llvm-ar", "llvm-nm", "llvm-objcopy"] {
             let p = PathBuf::from(format!("/usr/bin/{tool}-{LLVM_VERSION}"));
             if !p.exists() {
-                return Err(format!("{} not found: {setup}", p.display()));
+                return Err(Error::Host(format!("{} not found: {setup}", p.display())));
             }
         }
         for tool in ["make", "flex", "bison", "bc", "qemu-system-x86_64"] {
             if which(tool).is_none() {
-                return Err(format!("`{tool}` not found in PATH: {setup}"));
+                return Err(Error::Host(format!("`{tool}` not found in PATH: {setup}")));
             }
         }
         Ok(Toolchain {

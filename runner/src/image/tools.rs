@@ -1,5 +1,5 @@
-//! Build the static guest programs (kchanctl and kspec-agent) with the host's cargo. They do
-//! not depend on the kernel, so one build serves every kernel.
+//! Build the static guest programs (the project's packages and kspec-agent) with the host's
+//! cargo. They do not depend on the kernel, so one build serves every kernel.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,39 +7,56 @@ use std::process::Command;
 use super::cache::{Cache, Key};
 use super::progress::Progress;
 use super::run::run_logged;
+use super::Error;
 
 pub const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// PID 1 of every test VM; a package of the kspec workspace.
+pub const AGENT_PACKAGE: &str = "kspec-agent";
 
 fn is_tool_source(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("rs" | "toml"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("rs" | "toml" | "lock")
+    )
 }
 
 /// The built guest programs and their cache key.
 pub struct GuestTools {
-    pub kchanctl: PathBuf,
+    /// One per package, named as the package.
+    pub programs: Vec<PathBuf>,
     pub agent: PathBuf,
     pub key: String,
 }
 
-const PACKAGES: [&str; 2] = ["kchanctl", "kspec-agent"];
-
-pub fn build(repo: &Path, cache: &Cache, progress: &dyn Progress) -> Result<GuestTools, String> {
-    let mut key = Key::new("tools-2")
-        .dir("guest-tools", &repo.join("guest-tools"), &is_tool_source)?
-        .file("abi.rs", &repo.join("guest-kmod/abi.rs"))?
-        .file("Cargo.toml", &repo.join("Cargo.toml"))?;
-    if repo.join("Cargo.lock").is_file() {
-        key = key.file("Cargo.lock", &repo.join("Cargo.lock"))?;
+/// Build `packages` and the agent in the cargo workspace at `root`; `sources` (files or
+/// directories) are what they are built from.
+pub fn build(
+    root: &Path,
+    packages: &[String],
+    sources: &[PathBuf],
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<GuestTools, Error> {
+    let mut key = Key::new("tools-3").str("packages", &packages.join(","));
+    for s in sources {
+        let name = s.strip_prefix(root).unwrap_or(s).to_string_lossy();
+        key = if s.is_dir() {
+            key.dir(&name, s, &is_tool_source)?
+        } else {
+            key.file(&name, s)?
+        };
     }
     let key = key.str("cargo", &cargo_version()).finish();
     let dir = cache.dir(&["tools", &key])?;
     let _lock = cache.lock(&dir, progress)?;
+    let mut names: Vec<&str> = packages.iter().map(String::as_str).collect();
+    names.push(AGENT_PACKAGE);
     let tools = GuestTools {
-        kchanctl: dir.join(PACKAGES[0]),
-        agent: dir.join(PACKAGES[1]),
+        programs: packages.iter().map(|p| dir.join(p)).collect(),
+        agent: dir.join(AGENT_PACKAGE),
         key: key.clone(),
     };
-    if tools.kchanctl.is_file() && tools.agent.is_file() {
+    if names.iter().all(|n| dir.join(n).is_file()) {
         progress.message(&format!("guest tools up to date ({key})"));
         return Ok(tools);
     }
@@ -47,13 +64,16 @@ pub fn build(repo: &Path, cache: &Cache, progress: &dyn Progress) -> Result<Gues
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     progress.message(&format!(
-        "building static kchanctl and kspec-agent (log: {})",
+        "building static {} (log: {})",
+        names.join(", "),
         log.display()
     ));
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.current_dir(repo)
-        .args(["build", "--release", "-p", PACKAGES[0], "-p", PACKAGES[1]])
-        .args(["--target", GUEST_TARGET, "--target-dir"])
+    c.current_dir(root).args(["build", "--release"]);
+    for n in &names {
+        c.args(["-p", n]);
+    }
+    c.args(["--target", GUEST_TARGET, "--target-dir"])
         .arg(&target_dir)
         // An explicit --target keeps build scripts dynamic while the binary is static.
         .env("RUSTFLAGS", "-C target-feature=+crt-static");
@@ -69,9 +89,9 @@ pub fn build(repo: &Path, cache: &Cache, progress: &dyn Progress) -> Result<Gues
     run_logged(c, &log, "guest tools build", &|l| {
         progress.tick("building guest tools", l)
     })?;
-    for (name, dest) in PACKAGES.iter().zip([&tools.kchanctl, &tools.agent]) {
-        let built = target_dir.join(GUEST_TARGET).join("release").join(name);
-        std::fs::copy(&built, dest).map_err(|e| format!("{}: {e}", built.display()))?;
+    for n in &names {
+        let built = target_dir.join(GUEST_TARGET).join("release").join(n);
+        std::fs::copy(&built, dir.join(n)).map_err(|e| Error::io(&built, e))?;
     }
     Ok(tools)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use similar::{ChangeTag, TextDiff};
 
-use super::{count, Reporter};
+use super::{count, Error, Reporter};
 use crate::exec::{CaseReport, Detail, Event, Outcome};
 
 pub struct Human<W: Write> {
@@ -157,7 +157,7 @@ impl<W: Write> Reporter for Human<W> {
         }
     }
 
-    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), String> {
+    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), Error> {
         let c = count(reports);
         let failed: Vec<&CaseReport> = reports
             .iter()
@@ -192,6 +192,6 @@ impl<W: Write> Reporter for Human<W> {
             "{} passed, {} failed, {} skipped",
             c.passed, c.failed, c.skipped
         );
-        self.out.flush().map_err(|e| e.to_string())
+        Ok(self.out.flush()?)
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::{count, Reporter};
+use super::{count, Error, Reporter};
 use crate::exec::{CaseReport, Detail, Event, Outcome};
 
 pub struct JsonLines<W: Write> {
@@ -76,13 +76,13 @@ impl<W: Write> Reporter for JsonLines<W> {
         let _ = writeln!(self.out, "{v}");
     }
 
-    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), String> {
+    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), Error> {
         let c = count(reports);
         let _ = writeln!(
             self.out,
             "{}",
             json!({"type": "summary", "passed": c.passed, "failed": c.failed, "skipped": c.skipped})
         );
-        self.out.flush().map_err(|e| e.to_string())
+        Ok(self.out.flush()?)
     }
 }

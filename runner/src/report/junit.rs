@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::Reporter;
+use super::{Error, Reporter};
 use crate::exec::{CaseReport, Event, Outcome};
 
 /// Rewritten (atomically) after every case, so a cancelled or timed-out run keeps what finished.
@@ -21,16 +21,19 @@ impl Junit {
         }
     }
 
-    fn write(&self, reports: &[CaseReport]) -> Result<(), String> {
+    fn write(&self, reports: &[CaseReport]) -> Result<(), Error> {
         let xml = render(reports)?;
         let tmp = self.path.with_extension("xml.part");
         std::fs::write(&tmp, xml)
             .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+            .map_err(|source| Error::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
-pub fn render(reports: &[CaseReport]) -> Result<String, String> {
+pub fn render(reports: &[CaseReport]) -> Result<String, Error> {
     let mut report = Report::new("kspec");
     let mut suites: Vec<(String, TestSuite)> = Vec::new();
     for r in reports {
@@ -66,7 +69,7 @@ pub fn render(reports: &[CaseReport]) -> Result<String, String> {
         suites[idx].1.add_test_case(tc);
     }
     report.add_test_suites(suites.into_iter().map(|(_, s)| s));
-    report.to_string().map_err(|e| e.to_string())
+    Ok(report.to_string()?)
 }
 
 impl Reporter for Junit {
@@ -78,7 +81,7 @@ impl Reporter for Junit {
         }
     }
 
-    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), String> {
+    fn finish(&mut self, reports: &[CaseReport]) -> Result<(), Error> {
         self.write(reports)
     }
 }

@@ -7,12 +7,31 @@ pub mod json;
 pub mod junit;
 pub mod summary;
 
+use std::path::PathBuf;
+
 use crate::exec::{CaseReport, Event, Outcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A report could not be written where it was asked for.
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing the report: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("rendering JUnit XML: {0}")]
+    Junit(#[from] quick_junit::SerializeError),
+    /// An input report (`kspec summary`) is not what `run --json-file` writes.
+    #[error("{0}")]
+    Input(String),
+}
 
 pub trait Reporter {
     fn event(&mut self, ev: &Event);
     /// Called once with every case report after the run.
-    fn finish(&mut self, _reports: &[CaseReport]) -> Result<(), String> {
+    fn finish(&mut self, _reports: &[CaseReport]) -> Result<(), Error> {
         Ok(())
     }
 }

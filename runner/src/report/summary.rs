@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::Error;
+
 #[derive(Default, Clone, Copy)]
 struct Cell {
     passed: usize,
@@ -14,7 +16,7 @@ struct Cell {
 
 /// The Markdown for the case records in `reports` (each a file's text); lines that are not
 /// case records (boot, summary) are ignored, a line that is not JSON is an error.
-pub fn markdown(reports: &[(String, String)]) -> Result<String, String> {
+pub fn markdown(reports: &[(String, String)]) -> Result<String, Error> {
     let mut kernels: Vec<String> = Vec::new();
     let mut cells: BTreeMap<String, BTreeMap<String, Cell>> = BTreeMap::new();
     let mut failures = Vec::new();
@@ -25,7 +27,7 @@ pub fn markdown(reports: &[(String, String)]) -> Result<String, String> {
             .filter(|(_, l)| !l.trim().is_empty())
         {
             let v: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| format!("{name}:{}: not a JSON line: {e}", i + 1))?;
+                .map_err(|e| Error::Input(format!("{name}:{}: not a JSON line: {e}", i + 1)))?;
             let Some(outcome) = v.get("outcome").and_then(|o| o.as_str()) else {
                 continue;
             };
@@ -135,6 +137,7 @@ mod tests {
         );
         assert!(markdown(&[("bad".into(), "{not json".into())])
             .unwrap_err()
+            .to_string()
             .starts_with("bad:1:"));
     }
 }

@@ -1,12 +1,12 @@
 //! Spec model (the lowest layer): parse, validate and locate YAML spec files.
 
+mod discover;
 mod load;
 mod locate;
 mod model;
 
-pub use load::{
-    discover, load_file, load_str, version_matches, LoadedSpec, SpecError, ALLOW_KINDS,
-};
+pub use discover::{discover, load_all, LoadAllError};
+pub use load::{load_file, load_str, version_matches, LoadedSpec, SpecError, ALLOW_KINDS};
 pub use locate::{Locator, Pos};
 pub use model::*;
 

@@ -20,7 +20,8 @@ pub struct Spec {
     /// When these are not met the cases are reported as skipped, with the reason.
     #[serde(default)]
     pub requires: Requires,
-    /// Load kchan.ko before the first case of each VM and unload it (checked clean) after the last.
+    /// Load a module of the project before the first case of each VM and unload it (checked
+    /// clean) after the last.
     #[serde(default)]
     pub module: Option<ModuleSetup>,
     /// Default timeout of each step (e.g. "10s", "500ms"); 30s when absent.
@@ -81,7 +82,10 @@ pub struct Requires {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleSetup {
-    /// Module parameters passed to insmod, e.g. `{ mmap_pages: 1024 }`.
+    /// Which of the project's modules (kspec.toml); default: the first.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Module parameters passed to insmod, on top of the project's, e.g. `{ mmap_pages: 1024 }`.
     #[serde(default)]
     pub params: BTreeMap<String, ParamValue>,
     /// Unload after the last case and fail it unless rmmod succeeds with a clean kernel log.

@@ -9,7 +9,7 @@ mod qmp;
 pub mod session;
 pub mod snapshot;
 
-pub use accel::{Accel, AccelChoice, AccelDecision};
+pub use accel::{Accel, AccelChoice, AccelDecision, AccelError};
 pub use inbox::{End, KmsgBatch, Settled, Start};
 pub use kmsg::KmsgRecord;
 pub use qemu::VmConfig;

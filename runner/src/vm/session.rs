@@ -97,9 +97,9 @@ impl std::fmt::Display for VmError {
 
 impl VmError {
     /// A boot failure before the guest could say anything.
-    fn boot(message: String) -> VmError {
+    fn boot(message: impl std::fmt::Display) -> VmError {
         VmError::Boot {
-            message,
+            message: message.to_string(),
             console_tail: vec![],
         }
     }
@@ -183,7 +183,9 @@ impl Vm {
             let saved = if vm.seq_out != snapshot::HOST_FRAMES {
                 Err(format!("the host sent {} frames before it", vm.seq_out))
             } else {
-                Qmp::connect(&vm.qmp_path, deadline).and_then(|mut q| snapshot::save(&mut q, &snap))
+                Qmp::connect(&vm.qmp_path, deadline)
+                    .and_then(|mut q| snapshot::save(&mut q, &snap))
+                    .map_err(|e| e.to_string())
             };
             match saved {
                 Ok(took) => vm.snapshot_saved = Some(took),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::qemu::VmConfig;
-use super::qmp::Qmp;
+use super::qmp::{Qmp, QmpError};
 
 /// Bumped when what a snapshot holds changes (the agent's resume handshake, QEMU's options).
 const RECIPE: &str = "snapshot-2";
@@ -87,10 +87,14 @@ pub fn incoming(snapshot: &Path) -> String {
 
 /// Save the running VM behind `qmp` to `path` (atomically: a reader sees a whole file or
 /// none), then let it run on. Costs its migration time once per image.
-pub fn save(qmp: &mut Qmp, path: &Path) -> Result<Duration, String> {
+pub fn save(qmp: &mut Qmp, path: &Path) -> Result<Duration, QmpError> {
     let started = Instant::now();
+    let file_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| QmpError::File { path, source }
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(file_error(dir))?;
     }
     // One temporary file per save: VMs of one image booting at once each save their own.
     static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -104,7 +108,7 @@ pub fn save(qmp: &mut Qmp, path: &Path) -> Result<Duration, String> {
     let resumed = qmp.execute("cont", serde_json::json!({}));
     let result = saved
         .and(resumed.map(|_| ()))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(file_error(path)));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -114,12 +118,15 @@ pub fn save(qmp: &mut Qmp, path: &Path) -> Result<Duration, String> {
 /// What a restored agent is told before its first step: fresh host entropy (so that no two
 /// VMs restored from one snapshot share their random numbers) and the wall clock (the saved
 /// one is stale).
-pub fn resume_message() -> Result<kspec_protocol::Msg, String> {
+pub fn resume_message() -> Result<kspec_protocol::Msg, QmpError> {
     use std::io::Read;
     let mut entropy = vec![0u8; 64];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut entropy))
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
+        .map_err(|source| QmpError::File {
+            path: "/dev/urandom".into(),
+            source,
+        })?;
     let wall_clock_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

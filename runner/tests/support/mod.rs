@@ -187,22 +187,16 @@ pub fn sums_line(bytes: &[u8], name: &str) -> String {
 
 /// The default kernel's image, built on first use, and the run settings for this machine.
 pub fn default_image() -> &'static (kspec::image::Image, kspec::exec::RunSettings) {
-    use kspec::image::{self, BuildOptions, Repo, StderrProgress};
-    static IMAGE: std::sync::OnceLock<(image::Image, kspec::exec::RunSettings)> =
+    use kspec::{exec, image, project::Project};
+    static IMAGE: std::sync::OnceLock<(image::Image, exec::RunSettings)> =
         std::sync::OnceLock::new();
     IMAGE.get_or_init(|| {
-        let repo = Repo::locate().expect("kspec checkout");
-        let list = repo.kernel_list().expect("kernel list");
+        let project = Project::locate().expect("kspec project");
+        let list = image::kernel_list(&project).expect("kernel list");
         let kernels = list.select(None).expect("default kernel");
-        let img = image::build_images(
-            &repo,
-            &kernels,
-            &BuildOptions::default(),
-            &StderrProgress::default(),
-        )
-        .expect("image build");
-        let accel = kspec::vm::accel::decide(kspec::vm::AccelChoice::Auto).expect("accelerator");
-        let settings = kspec::exec::RunSettings::new(accel.accel, None);
-        (img.into_iter().next().expect("one image"), settings)
+        let progress = image::StderrProgress::default();
+        let p =
+            exec::prepare(&project, &kernels, &Default::default(), &progress).expect("image build");
+        (p.images.into_iter().next().expect("one image"), p.settings)
     })
 }
