@@ -12,7 +12,7 @@ use super::event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outc
 use super::ledger::{Ledger, StepRef};
 use super::step::{execute, gap_failure, vm_failure, StepEnv, StepPlace};
 use crate::image::{initramfs, GuestModule, Image};
-use crate::spec::{version_matches, Case, Isolation, LoadedSpec, Step};
+use crate::spec::{version_matches, Action, Case, Isolation, LoadedSpec, Step};
 use crate::vm::{Accel, Vm, VmConfig};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -423,6 +423,7 @@ fn run_fixed(
         run: Some(cmd.into()),
         ..Default::default()
     };
+    let action = Action::Run { cmd: cmd.into() };
     let place = StepPlace {
         label,
         line,
@@ -436,7 +437,7 @@ fn run_fixed(
         backgrounds: &mut backgrounds,
         steps,
     };
-    execute(&mut env, &step, &place)
+    execute(&mut env, &step, &action, &place)
 }
 
 /// The module `spec` loads: the one its `module:` names, else the image's first.
@@ -516,7 +517,7 @@ fn run_case(
     let mut backgrounds: HashMap<String, u32> = HashMap::new();
     let mut result = Ok(());
     for (si, step) in case.steps.iter().enumerate() {
-        let label = step.label();
+        let label = spec.step_label(ci, si);
         let place = StepPlace {
             label: &label,
             line: spec.step_pos(ci, si).line,
@@ -532,7 +533,7 @@ fn run_case(
             backgrounds: &mut backgrounds,
             steps,
         };
-        if let Err(f) = execute(&mut env, step, &place) {
+        if let Err(f) = execute(&mut env, step, spec.action(ci, si), &place) {
             result = Err(f);
             break;
         }

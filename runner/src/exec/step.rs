@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::check::{self, Problem};
 use super::event::{Detail, Failure, FailureKind, StepReport};
 use super::ledger::{Finding, Ledger, Owner, StepRef};
-use crate::spec::{format_size, Step, StepKind};
+use crate::spec::{format_size, Action, Step};
 use crate::vm::{normalise_newlines, StepOutput, StepRequest, Vm, VmError};
 
 /// Lines of a step's output shown in a failure, and characters of each.
@@ -111,7 +111,12 @@ fn signal_number(name: &str) -> Option<i32> {
 }
 
 /// Run one step and check everything about it.
-pub fn execute(env: &mut StepEnv, step: &Step, p: &StepPlace) -> Result<(), Failure> {
+pub fn execute(
+    env: &mut StepEnv,
+    step: &Step,
+    action: &Action,
+    p: &StepPlace,
+) -> Result<(), Failure> {
     let started = Instant::now();
     let me = StepRef {
         label: p.label.to_owned(),
@@ -125,8 +130,8 @@ pub fn execute(env: &mut StepEnv, step: &Step, p: &StepPlace) -> Result<(), Fail
         stderr_limit: p.output_limit,
         env: &[],
     };
-    let (out, finding, kmsg): (StepOutput, _, Vec<_>) = match step.kind() {
-        StepKind::Run { cmd } => {
+    let (out, finding, kmsg): (StepOutput, _, Vec<_>) = match action {
+        Action::Run { cmd } => {
             let out = env
                 .vm
                 .run(&req(cmd))
@@ -143,7 +148,7 @@ pub fn execute(env: &mut StepEnv, step: &Step, p: &StepPlace) -> Result<(), Fail
             let kmsg = out.end.during.records.clone();
             (out, f, kmsg)
         }
-        StepKind::Start { cmd, name } => {
+        Action::Start { cmd, name } => {
             let (id, start) = env
                 .vm
                 .start_background(&req(cmd))
@@ -163,7 +168,7 @@ pub fn execute(env: &mut StepEnv, step: &Step, p: &StepPlace) -> Result<(), Fail
             });
             return Ok(());
         }
-        StepKind::Wait { name } | StepKind::Kill { name } => {
+        Action::Wait { name } | Action::Kill { name, .. } => {
             let id = env.backgrounds.remove(name).ok_or_else(|| {
                 failure(
                     FailureKind::Infrastructure,
@@ -172,8 +177,8 @@ pub fn execute(env: &mut StepEnv, step: &Step, p: &StepPlace) -> Result<(), Fail
                     vec![],
                 )
             })?;
-            let signal = match step.kind() {
-                StepKind::Kill { .. } => signal_number(step.signal.as_deref().unwrap_or("TERM")),
+            let signal = match action {
+                Action::Kill { signal, .. } => signal_number(signal),
                 _ => None,
             };
             let out = env
@@ -190,14 +195,6 @@ pub fn execute(env: &mut StepEnv, step: &Step, p: &StepPlace) -> Result<(), Fail
                 env.ledger
                     .finish_background(name, me, &out.end.during, out.end.result.taint_after);
             (out, f, kmsg)
-        }
-        StepKind::Invalid => {
-            return Err(failure(
-                FailureKind::Infrastructure,
-                p,
-                "invalid step".into(),
-                vec![],
-            ))
         }
     };
     check_step(env, step, p, &out, finding, &kmsg)

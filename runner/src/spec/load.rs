@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 use super::locate::{Locator, Pos};
-use super::model::{Spec, Step, StepKind, TextExpect};
+use super::model::{Action, Spec, Step, TextExpect};
 
 /// What a step may `allow`: the kernel report classes, plus `taint` (any new taint flag),
 /// `kmsg_lost` (kernel log records overwritten before they were read) and `all`.
@@ -30,7 +30,6 @@ pub const ALLOW_KINDS: &[&str] = &[
     "taint",
     "kmsg_lost",
 ];
-pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "USR1", "USR2", "QUIT"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
@@ -62,9 +61,24 @@ pub struct LoadedSpec {
     pub name: String,
     pub spec: Spec,
     pub locator: Locator,
+    /// The action of each step, by case: every step has one.
+    actions: Vec<Vec<Action>>,
 }
 
 impl LoadedSpec {
+    /// What step `step` of case `case` does.
+    pub fn action(&self, case: usize, step: usize) -> &Action {
+        &self.actions[case][step]
+    }
+
+    /// How reports name that step: its `name`, else what it does.
+    pub fn step_label(&self, case: usize, step: usize) -> String {
+        self.spec.cases[case].steps[step]
+            .name
+            .clone()
+            .unwrap_or_else(|| self.action(case, step).label())
+    }
+
     pub fn case_pos(&self, case: usize) -> Pos {
         self.locator.find(&format!("cases[{case}]"))
     }
@@ -134,18 +148,25 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedSpec, Vec<SpecError>> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "spec".into())
     });
-    let loaded = LoadedSpec {
+    let mut loaded = LoadedSpec {
         path: file,
         name,
         spec,
         locator,
+        actions: Vec::new(),
     };
     let errors = validate(&loaded);
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(errors)
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    // validate() has checked every step has an action.
+    loaded.actions = loaded
+        .spec
+        .cases
+        .iter()
+        .map(|c| c.steps.iter().filter_map(|s| Action::of(s).ok()).collect())
+        .collect();
+    Ok(loaded)
 }
 
 /// serde_yaml appends " at line L column C"; we print the position up front instead.
@@ -288,22 +309,24 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
                 );
             }
         }
-        let mut running: HashSet<&str> = HashSet::new();
+        let mut running: HashSet<String> = HashSet::new();
         for (si, step) in case.steps.iter().enumerate() {
             let sp = format!("{cp}.steps[{si}]");
             for e in validate_step(step) {
                 at(&format!("{sp}{}", e.0), e.1);
             }
             // The guards update the set of running background names as they test it.
-            match step.kind() {
-                StepKind::Start { name, .. } if !running.insert(name) => at(
+            match Action::of(step) {
+                Ok(Action::Start { name, .. }) if !running.insert(name.clone()) => at(
                     &format!("{sp}.background"),
                     format!("background {name:?} is already running"),
                 ),
-                StepKind::Wait { name } | StepKind::Kill { name } if !running.remove(name) => at(
-                    &sp,
-                    format!("no background command named {name:?} is running at this step"),
-                ),
+                Ok(Action::Wait { name } | Action::Kill { name, .. }) if !running.remove(&name) => {
+                    at(
+                        &sp,
+                        format!("no background command named {name:?} is running at this step"),
+                    )
+                }
                 _ => {}
             }
         }
@@ -322,13 +345,10 @@ fn validate(l: &LoadedSpec) -> Vec<SpecError> {
 /// Problems in one step as (path suffix, message).
 fn validate_step(step: &Step) -> Vec<(String, String)> {
     let mut v = Vec::new();
-    match step.kind() {
-        StepKind::Invalid => v.push((
-            String::new(),
-            "a step needs exactly one of `run`, `wait` or `kill` (`background` goes with `run`)"
-                .into(),
-        )),
-        StepKind::Start { .. }
+    let action = Action::of(step);
+    match &action {
+        Err((key, message)) => v.push(((*key).to_owned(), message.clone())),
+        Ok(Action::Start { .. })
             if step.exit.is_some()
                 || step.stdout.is_some()
                 || step.stderr.is_some()
@@ -340,25 +360,6 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
             ));
         }
         _ => {}
-    }
-    if let Some(run) = &step.run {
-        if run.trim().is_empty() {
-            v.push((".run".into(), "`run` is empty".into()));
-        }
-    }
-    if let Some(sig) = &step.signal {
-        if step.kill.is_none() {
-            v.push((".signal".into(), "`signal` goes with `kill`".into()));
-        }
-        if !SIGNALS.contains(&sig.trim_start_matches("SIG")) {
-            v.push((
-                ".signal".into(),
-                format!(
-                    "unknown signal {sig:?}, expected one of {}",
-                    SIGNALS.join(", ")
-                ),
-            ));
-        }
     }
     if let Some(t) = step.timeout {
         if t.0.is_zero() {
@@ -382,13 +383,13 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
             ));
         }
     }
-    if !matches!(step.kind(), StepKind::Run { .. } | StepKind::Invalid) {
+    if matches!(action, Ok(Action::Start { .. })) {
         for (key, set) in [
             ("max_memory", step.max_memory.is_some()),
             ("min_parallelism", step.min_parallelism.is_some()),
             ("min_busy_cpus", step.min_busy_cpus.is_some()),
         ] {
-            if set && matches!(step.kind(), StepKind::Start { .. }) {
+            if set {
                 v.push((
                     format!(".{key}"),
                     format!("`{key}` of a background command belongs on its `wait` or `kill` step"),
