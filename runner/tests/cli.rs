@@ -55,7 +55,10 @@ fn every_malformed_spec_fails_with_its_pinned_message() {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         let first = stderr.lines().next().unwrap_or("");
-        assert!(located.is_match(first), "{name}: not file:line:col: {first:?}");
+        assert!(
+            located.is_match(first),
+            "{name}: not file:line:col: {first:?}"
+        );
         let pinned = f.with_extension("stderr");
         if bless {
             std::fs::write(&pinned, &stderr).unwrap();

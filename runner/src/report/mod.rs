@@ -54,3 +54,6 @@ pub fn count(reports: &[CaseReport]) -> Counts {
     }
     c
 }
+
+#[cfg(test)]
+mod snapshots;
