@@ -217,3 +217,61 @@ impl Kernel {
         (it.next().unwrap_or(0), it.next().unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = r#"
+default: "6.12"
+kernels:
+  - name: "6.12"
+    version: 6.12.117
+    source: { debian: { package: linux-source-6.12 } }
+    fragments: [base.config]
+    toolchain: { rustc: "1.78", bindgen: "0.65.1", llvm: "13" }
+    local: true
+  - name: "7.3"
+    version: 7.3.1
+    source: { path: /src/linux }
+    fragments: [base.config]
+    toolchain: { rustc: "1.85", bindgen: "0.71.1", llvm: "15" }
+    local: false
+"#;
+
+    fn list() -> KernelList {
+        serde_yaml::from_str(LIST).unwrap()
+    }
+
+    fn names(ks: Vec<&Kernel>) -> Vec<&str> {
+        ks.into_iter().map(|k| k.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_kernel_argument_selects_by_name_list_local_or_all() {
+        let l = list();
+        assert_eq!(names(l.select(None).unwrap()), ["6.12"]);
+        assert_eq!(names(l.select(Some("7.3")).unwrap()), ["7.3"]);
+        assert_eq!(names(l.select(Some("7.3, 6.12")).unwrap()), ["7.3", "6.12"]);
+        assert_eq!(names(l.select(Some("local")).unwrap()), ["6.12"]);
+        assert_eq!(names(l.select(Some("all")).unwrap()), ["6.12", "7.3"]);
+    }
+
+    #[test]
+    fn an_unknown_kernel_is_a_usage_error_that_lists_the_known_ones() {
+        let e = list().select(Some("6.12,2.4")).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "unknown kernel \"2.4\"; known: 6.12, 7.3, all, local"
+        );
+    }
+
+    #[test]
+    fn a_local_tree_replaces_the_listed_source() {
+        let l = list();
+        let k = l.get("6.12").unwrap();
+        let src = k.effective_source(Some(Path::new("/home/me/linux")));
+        assert!(matches!(src, Source::Path(p) if p == Path::new("/home/me/linux")));
+    }
+}
