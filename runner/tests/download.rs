@@ -37,6 +37,11 @@ impl World {
         std::fs::create_dir_all(root.join("images/keys")).unwrap();
         key.export(&root.join(format!("images/keys/{fingerprint}.asc")));
         std::fs::write(
+            root.join("kspec.toml"),
+            "kernels = \"images/kernels.yaml\"\n",
+        )
+        .unwrap();
+        std::fs::write(
             root.join("images/kernels.yaml"),
             format!(
                 "default: fake\nkernels:\n  - name: fake\n    version: 9.9.1\n    source:\n      \
