@@ -25,7 +25,7 @@ use crate::abi::{
     BURST_MIN_SIZE, BURST_SEQ_LEN, KCHAN_BURST_DATA, KCHAN_BURST_END,
 };
 use crate::compat::errno;
-use crate::netlink::{self, Request};
+use crate::nl_transport::{self, Request};
 use crate::stats::STATS;
 use crate::{glue, state};
 
@@ -285,7 +285,7 @@ impl Burst {
         let started = unsafe { glue::kchan_glue_now_us() };
         let mut delay = BACKOFF_FIRST_US;
         loop {
-            match netlink::send(self.port, ty, self.seq, len, false, &fill) {
+            match nl_transport::send(self.port, ty, self.seq, len, false, &fill) {
                 Err(e) if e == EAGAIN => {
                     // SAFETY: Plain call.
                     if unsafe { glue::kchan_glue_now_us() } - started >= budget_us {

@@ -14,7 +14,7 @@ use kernel::sync::{new_spinlock, SpinLock};
 use crate::abi::{IMP2_K_MSG, NETLINK_MAX_LISTENERS};
 use crate::compat::errno;
 use crate::glue::{self, BhOff};
-use crate::netlink::{self, Request};
+use crate::nl_transport::{self, Request};
 use crate::ratelimit::{pr_info_limited, Budget};
 use crate::state;
 use crate::stats::STATS;
@@ -135,7 +135,7 @@ extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
     let mut i = 0;
     while i < set.len {
         let port = set.ports[i];
-        match netlink::send(port, IMP2_K_MSG, 0, info.len(), true, |p| {
+        match nl_transport::send(port, IMP2_K_MSG, 0, info.len(), true, |p| {
             p.copy_from_slice(&info)
         }) {
             Ok(()) => i += 1,
