@@ -11,7 +11,7 @@
 use kernel::prelude::*;
 use kernel::sync::{new_spinlock, SpinLock};
 
-use crate::abi::{IMP2_K_MSG, NETLINK_MAX_LISTENERS};
+use crate::abi::{PacketInfo, IMP2_K_MSG, NETLINK_MAX_LISTENERS};
 use crate::compat::errno;
 use crate::glue::{self, BhOff};
 use crate::nl_transport::{self, Request};
@@ -104,7 +104,11 @@ pub(crate) fn unregister(req: &Request<'_>) -> Result {
     if !state()?.listeners.remove(req.port) {
         return Err(ENOENT);
     }
-    pr_info_limited!(Budget::Admin, "netlink: listener {} unregistered\n", req.port);
+    pr_info_limited!(
+        Budget::Admin,
+        "netlink: listener {} unregistered\n",
+        req.port
+    );
     Ok(())
 }
 
@@ -126,9 +130,11 @@ extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
     }
     STATS.icmp_events.inc();
     let Ok(st) = state() else { return };
-    let mut info = [0u8; 8]; // abi::PacketInfo { src, dest }
-    info[..4].copy_from_slice(&saddr.to_ne_bytes());
-    info[4..].copy_from_slice(&daddr.to_ne_bytes());
+    let info = PacketInfo {
+        src: saddr,
+        dest: daddr,
+    }
+    .to_bytes();
 
     let _bh = BhOff::new(); // already off in softirq; keeps the locking rule uniform
     let mut set = st.listeners.set.lock();
