@@ -74,14 +74,13 @@ enum Outcome {
 extern "C" fn kchan_netlink_input(skb: *mut c_void) {
     // Dropped on return, after every message was handled: starts what the datagram asked for.
     let mut bursts = Deferred(KVec::new());
-    // SAFETY: `skb` is the skb of this input callback.
-    unsafe {
-        nl_transport::for_each_request(skb, |req| {
-            if let Some(b) = handle(req) {
-                bursts.add(b);
-            }
-        })
+    let each = |req: &Request<'_>| {
+        if let Some(b) = handle(req) {
+            bursts.add(b);
+        }
     };
+    // SAFETY: `skb` is the skb of this input callback.
+    unsafe { nl_transport::for_each_request(skb, each) };
 }
 
 /// Handles one message and acks it; a burst it prepared is returned, to be started once the
