@@ -1,8 +1,78 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The kchan ABI: the one definition shared by the kernel module (`guest-kmod`, no_std) and the
-//! userspace client (`guest-tools`, included by path). Only `core` items: constants and `#[repr(C)]`
-//! layouts. Wire formats follow the seed demos (imp1, imp2, netlink echo, memshare) so their own
-//! user programs keep working; kchan-only additions start at `NLMSG_MIN_TYPE`.
+//! userspace client (`guest-tools`, included by path). Only `core` items and no `unsafe`:
+//! constants, `#[repr(C)]` layouts and their byte conversions, which both sides use instead of
+//! reading fields at offsets of their own. Wire formats follow the seed demos (imp1, imp2,
+//! netlink echo, memshare) so their own user programs keep working; kchan-only additions start
+//! at `NLMSG_MIN_TYPE`.
+
+// ---- layouts ----------------------------------------------------------------------------------
+
+/// Adds byte conversions to a struct of integer fields in native byte order:
+/// `SIZE`, `from_bytes` (exactly `SIZE` bytes), `from_prefix` (the first `SIZE` bytes) and
+/// `to_bytes`. The struct is written out as usual inside the invocation; field offsets come
+/// from the compiler (`offset_of!`), and a layout with padding does not compile, so every
+/// byte of the wire format belongs to a field.
+macro_rules! wire_layout {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $($(#[$fattr:meta])* pub $field:ident: $ty:ty,)+
+        }
+    ) => {
+        $(#[$attr])*
+        pub struct $name {
+            $($(#[$fattr])* pub $field: $ty,)+
+        }
+
+        const _: () = assert!(
+            core::mem::size_of::<$name>() == 0 $(+ core::mem::size_of::<$ty>())+,
+            "wire layouts have no padding"
+        );
+
+        impl $name {
+            /// Size of the layout in bytes.
+            pub const SIZE: usize = core::mem::size_of::<Self>();
+
+            /// Decodes exactly `SIZE` bytes; `None` for any other length.
+            pub fn from_bytes(b: &[u8]) -> Option<Self> {
+                if b.len() == Self::SIZE {
+                    Self::from_prefix(b)
+                } else {
+                    None
+                }
+            }
+
+            /// Decodes the first `SIZE` bytes of `b` (the rest is ignored); `None` if shorter.
+            pub fn from_prefix(b: &[u8]) -> Option<Self> {
+                Some($name {
+                    $($field: <$ty>::from_ne_bytes(
+                        bytes_at(b, core::mem::offset_of!($name, $field))?,
+                    ),)+
+                })
+            }
+
+            /// The `SIZE` bytes of the layout.
+            pub fn to_bytes(self) -> [u8; Self::SIZE] {
+                let mut b = [0u8; Self::SIZE];
+                $(put_at(&mut b, core::mem::offset_of!($name, $field), &self.$field.to_ne_bytes());)+
+                b
+            }
+        }
+    };
+}
+
+/// The `N` bytes of `b` at `at`, if all are there.
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// Copies `src` into `dst` at `at`; callers stay inside `dst` (offsets of the layout itself).
+fn put_at(dst: &mut [u8], at: usize, src: &[u8]) {
+    if let Some(d) = dst.get_mut(at..at + src.len()) {
+        d.copy_from_slice(src);
+    }
+}
 
 // ---- sockopt (seed 000, "imp1") ---------------------------------------------------------------
 
@@ -36,6 +106,31 @@ pub const SOCKOPT_USER_MSG: &[u8] = b"a message from userspace\n\0";
 
 /// sizeof(struct nlmsghdr): the payload starts this many bytes into a message (NLMSG_HDRLEN).
 pub const NLMSG_HDRLEN: usize = 16;
+
+wire_layout! {
+    /// `struct nlmsghdr`, native byte order: the first NLMSG_HDRLEN bytes of every message.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct NlMsgHdr {
+        /// nlmsg_len: header plus payload, without the padding after it.
+        pub len: u32,
+        /// nlmsg_type.
+        pub ty: u16,
+        /// nlmsg_flags (NLM_F_*).
+        pub flags: u16,
+        /// nlmsg_seq.
+        pub seq: u32,
+        /// nlmsg_pid: what the sender claims; kchan identifies senders by their socket instead.
+        pub pid: u32,
+    }
+}
+
+const _: () = assert!(NlMsgHdr::SIZE == NLMSG_HDRLEN);
+
+/// NLMSG_ALIGN: messages of one datagram start at multiples of 4 bytes.
+pub const fn nlmsg_align(len: usize) -> usize {
+    (len + 3) & !3
+}
 /// Header flag: "this is a request" (the kernel's NLM_F_REQUEST). Accepted, not required.
 pub const NLM_F_REQUEST: u16 = 0x01;
 /// Header flag: ask for an NLMSG_ERROR ack (the kernel's NLM_F_ACK). Without it kchan reports
@@ -92,6 +187,23 @@ pub const fn burst_filler(offset: usize) -> u8 {
     (offset & 0xff) as u8
 }
 
+/// Writes a whole KCHAN_BURST_DATA payload: `seq` little-endian in its first BURST_SEQ_LEN
+/// bytes, `burst_filler(i)` at every later offset `i` (a shorter payload gets a prefix of
+/// the sequence number).
+pub fn burst_data_fill(seq: u32, payload: &mut [u8]) {
+    let (head, filler) = payload.split_at_mut(BURST_SEQ_LEN.min(payload.len()));
+    head.copy_from_slice(&seq.to_le_bytes()[..head.len()]);
+    for (i, b) in filler.iter_mut().enumerate() {
+        *b = burst_filler(BURST_SEQ_LEN + i);
+    }
+}
+
+/// The sequence number a KCHAN_BURST_DATA payload starts with; `None` if it is shorter than
+/// BURST_SEQ_LEN.
+pub fn burst_data_seq(payload: &[u8]) -> Option<u32> {
+    bytes_at(payload, 0).map(u32::from_le_bytes)
+}
+
 /// The seed 004 reply payload (sent without a NUL, as the seed did).
 pub const NETLINK_ECHO_REPLY: &[u8] = b"Reply from kernel netlink";
 /// Largest payload kchan accepts in one message (echo and imp2); larger gets EMSGSIZE / is dropped.
@@ -106,29 +218,36 @@ pub const BURST_MAX_SIZE: u32 = 65_536;
 /// Most bursts in flight at once; one more gets EBUSY.
 pub const BURST_MAX_INFLIGHT: usize = 64;
 
-/// imp2's `struct packet_info`: addresses in network byte order, as `iph->saddr`/`daddr`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PacketInfo {
-    pub src: u32,
-    pub dest: u32,
+wire_layout! {
+    /// imp2's `struct packet_info`: addresses in network byte order, as `iph->saddr`/`daddr`
+    /// (the fields hold those bytes in memory order, so `to_ne_bytes()` gives the address).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PacketInfo {
+        pub src: u32,
+        pub dest: u32,
+    }
 }
 
-/// Payload of KCHAN_BURST, native byte order.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BurstRequest {
-    pub count: u32,
-    pub size: u32,
+wire_layout! {
+    /// Payload of KCHAN_BURST, native byte order.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BurstRequest {
+        pub count: u32,
+        pub size: u32,
+    }
 }
 
-/// Payload of KCHAN_BURST_END, native byte order: how many data messages were queued to the
-/// socket and how many were dropped because its receive queue stayed full.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BurstEnd {
-    pub sent: u32,
-    pub dropped: u32,
+wire_layout! {
+    /// Payload of KCHAN_BURST_END, native byte order: how many data messages were queued to
+    /// the socket and how many were dropped because its receive queue stayed full.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BurstEnd {
+        pub sent: u32,
+        pub dropped: u32,
+    }
 }
 
 // ---- procfs (seed 002) -----------------------------------------------------------------------
@@ -151,3 +270,94 @@ pub const MEMSHARE_SIZE: &str = "/proc/memshare/phymem_size";
 /// Default and largest `mmap_pages` module parameter (1024 pages = 4 MiB, the seed's follow-up).
 pub const MMAP_PAGES_DEFAULT: u32 = 1;
 pub const MMAP_PAGES_MAX: u32 = 4096;
+
+// Run in userspace by `cargo test -p kchanctl`, which includes this file; the kernel build never
+// sets cfg(test).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nlmsghdr_round_trip_and_layout() {
+        let h = NlMsgHdr {
+            len: 0x0102_0304,
+            ty: 0x0506,
+            flags: 0x0708,
+            seq: 0x090a_0b0c,
+            pid: 0x0d0e_0f10,
+        };
+        let b = h.to_bytes();
+        let mut want = [0u8; NLMSG_HDRLEN];
+        want[0..4].copy_from_slice(&h.len.to_ne_bytes());
+        want[4..6].copy_from_slice(&h.ty.to_ne_bytes());
+        want[6..8].copy_from_slice(&h.flags.to_ne_bytes());
+        want[8..12].copy_from_slice(&h.seq.to_ne_bytes());
+        want[12..16].copy_from_slice(&h.pid.to_ne_bytes());
+        assert_eq!(b, want);
+        assert_eq!(NlMsgHdr::from_bytes(&b), Some(h));
+        let mut longer = b.to_vec();
+        longer.extend_from_slice(b"payload");
+        assert_eq!(NlMsgHdr::from_prefix(&longer), Some(h));
+        assert_eq!(NlMsgHdr::from_bytes(&longer), None);
+        assert_eq!(NlMsgHdr::from_prefix(&b[..NLMSG_HDRLEN - 1]), None);
+    }
+
+    #[test]
+    fn payloads_round_trip() {
+        let p = PacketInfo {
+            src: u32::from_ne_bytes([10, 0, 2, 15]),
+            dest: u32::from_ne_bytes([10, 0, 2, 2]),
+        };
+        assert_eq!(p.to_bytes(), [10, 0, 2, 15, 10, 0, 2, 2]);
+        assert_eq!(PacketInfo::from_bytes(&p.to_bytes()), Some(p));
+
+        let r = BurstRequest {
+            count: 1000,
+            size: 64,
+        };
+        let b = r.to_bytes();
+        assert_eq!(&b[..4], &1000u32.to_ne_bytes());
+        assert_eq!(&b[4..], &64u32.to_ne_bytes());
+        assert_eq!(BurstRequest::from_bytes(&b), Some(r));
+
+        let e = BurstEnd {
+            sent: 7,
+            dropped: u32::MAX,
+        };
+        assert_eq!(BurstEnd::from_prefix(&e.to_bytes()), Some(e));
+    }
+
+    #[test]
+    fn wrong_lengths_are_refused() {
+        for n in [0, 1, 7, 9, 16] {
+            let b = vec![0xa5u8; n];
+            assert_eq!(BurstRequest::from_bytes(&b).is_some(), n == 8, "{n} bytes");
+            assert_eq!(BurstEnd::from_prefix(&b).is_some(), n >= 8, "{n} bytes");
+            assert_eq!(PacketInfo::from_prefix(&b).is_some(), n >= 8, "{n} bytes");
+        }
+        assert_eq!(PacketInfo::SIZE, 8);
+        assert_eq!(BurstRequest::SIZE, 8);
+        assert_eq!(BurstEnd::SIZE, 8);
+    }
+
+    #[test]
+    fn burst_data() {
+        let mut p = [0u8; 300];
+        burst_data_fill(0x0403_0201, &mut p);
+        assert_eq!(&p[..BURST_SEQ_LEN], &[1, 2, 3, 4]);
+        assert!((BURST_SEQ_LEN..p.len()).all(|i| p[i] == burst_filler(i)));
+        assert_eq!(p[256], 0);
+        assert_eq!(burst_data_seq(&p), Some(0x0403_0201));
+        assert_eq!(burst_data_seq(&p[..3]), None);
+        let mut short = [0u8; 2];
+        burst_data_fill(0x0403_0201, &mut short);
+        assert_eq!(short, [1, 2]);
+    }
+
+    #[test]
+    fn align() {
+        assert_eq!(nlmsg_align(0), 0);
+        assert_eq!(nlmsg_align(17), 20);
+        assert_eq!(nlmsg_align(20), 20);
+    }
+}

@@ -21,11 +21,11 @@ use kernel::sync::{new_mutex, Arc, Mutex};
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 use crate::abi::{
-    burst_filler, BurstEnd, BURST_FIRST_SEQ, BURST_MAX_COUNT, BURST_MAX_INFLIGHT, BURST_MAX_SIZE,
-    BURST_MIN_SIZE, BURST_SEQ_LEN, KCHAN_BURST_DATA, KCHAN_BURST_END,
+    burst_data_fill, BurstEnd, BurstRequest, BURST_FIRST_SEQ, BURST_MAX_COUNT, BURST_MAX_INFLIGHT,
+    BURST_MAX_SIZE, BURST_MIN_SIZE, KCHAN_BURST_DATA, KCHAN_BURST_END,
 };
 use crate::compat::errno;
-use crate::netlink::{self, Request};
+use crate::nl_transport::{self, Request};
 use crate::stats::STATS;
 use crate::{glue, state};
 
@@ -158,12 +158,7 @@ pub(crate) fn prepare(req: &Request<'_>) -> Result<Arc<Burst>> {
     if !req.net_admin() {
         return Err(EPERM);
     }
-    let p = req.payload();
-    if p.len() != core::mem::size_of::<crate::abi::BurstRequest>() {
-        return Err(EINVAL);
-    }
-    let count = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
-    let size = u32::from_ne_bytes([p[4], p[5], p[6], p[7]]);
+    let BurstRequest { count, size } = BurstRequest::from_bytes(req.payload()).ok_or(EINVAL)?;
     if count > BURST_MAX_COUNT || !(BURST_MIN_SIZE..=BURST_MAX_SIZE).contains(&size) {
         return Err(EINVAL);
     }
@@ -213,12 +208,7 @@ impl WorkItem for Burst {
             }
             // n < count <= BURST_MAX_COUNT: no overflow.
             let seq = BURST_FIRST_SEQ + n;
-            let fill = |p: &mut [u8]| {
-                p[..BURST_SEQ_LEN].copy_from_slice(&seq.to_le_bytes());
-                for (i, b) in p.iter_mut().enumerate().skip(BURST_SEQ_LEN) {
-                    *b = burst_filler(i);
-                }
-            };
+            let fill = |p: &mut [u8]| burst_data_fill(seq, p);
             let size = this.size as usize;
             match this.send_retrying(st, KCHAN_BURST_DATA, size, STALL_BUDGET_US, fill) {
                 Ok(()) => {
@@ -248,9 +238,7 @@ impl WorkItem for Burst {
         }
         if !gone && !this.cancelled.load(Ordering::Relaxed) {
             // The end marker gets a longer, still bounded, budget (END_BUDGET_US).
-            let mut payload = [0u8; 8];
-            payload[..4].copy_from_slice(&end.sent.to_ne_bytes());
-            payload[4..].copy_from_slice(&end.dropped.to_ne_bytes());
+            let payload = end.to_bytes();
             let fill = |p: &mut [u8]| p.copy_from_slice(&payload);
             if this
                 .send_retrying(st, KCHAN_BURST_END, payload.len(), END_BUDGET_US, fill)
@@ -285,7 +273,7 @@ impl Burst {
         let started = unsafe { glue::kchan_glue_now_us() };
         let mut delay = BACKOFF_FIRST_US;
         loop {
-            match netlink::send(self.port, ty, self.seq, len, false, &fill) {
+            match nl_transport::send(self.port, ty, self.seq, len, false, &fill) {
                 Err(e) if e == EAGAIN => {
                     // SAFETY: Plain call.
                     if unsafe { glue::kchan_glue_now_us() } - started >= budget_us {

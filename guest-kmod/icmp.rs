@@ -11,10 +11,10 @@
 use kernel::prelude::*;
 use kernel::sync::{new_spinlock, SpinLock};
 
-use crate::abi::{IMP2_K_MSG, NETLINK_MAX_LISTENERS};
+use crate::abi::{PacketInfo, IMP2_K_MSG, NETLINK_MAX_LISTENERS};
 use crate::compat::errno;
 use crate::glue::{self, BhOff};
-use crate::netlink::{self, Request};
+use crate::nl_transport::{self, Request};
 use crate::ratelimit::{pr_info_limited, Budget};
 use crate::state;
 use crate::stats::STATS;
@@ -104,7 +104,11 @@ pub(crate) fn unregister(req: &Request<'_>) -> Result {
     if !state()?.listeners.remove(req.port) {
         return Err(ENOENT);
     }
-    pr_info_limited!(Budget::Admin, "netlink: listener {} unregistered\n", req.port);
+    pr_info_limited!(
+        Budget::Admin,
+        "netlink: listener {} unregistered\n",
+        req.port
+    );
     Ok(())
 }
 
@@ -126,16 +130,18 @@ extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
     }
     STATS.icmp_events.inc();
     let Ok(st) = state() else { return };
-    let mut info = [0u8; 8]; // abi::PacketInfo { src, dest }
-    info[..4].copy_from_slice(&saddr.to_ne_bytes());
-    info[4..].copy_from_slice(&daddr.to_ne_bytes());
+    let info = PacketInfo {
+        src: saddr,
+        dest: daddr,
+    }
+    .to_bytes();
 
     let _bh = BhOff::new(); // already off in softirq; keeps the locking rule uniform
     let mut set = st.listeners.set.lock();
     let mut i = 0;
     while i < set.len {
         let port = set.ports[i];
-        match netlink::send(port, IMP2_K_MSG, 0, info.len(), true, |p| {
+        match nl_transport::send(port, IMP2_K_MSG, 0, info.len(), true, |p| {
             p.copy_from_slice(&info)
         }) {
             Ok(()) => i += 1,

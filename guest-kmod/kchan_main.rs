@@ -24,6 +24,7 @@ mod glue;
 mod icmp;
 mod mmap;
 mod netlink;
+mod nl_transport;
 mod procfs;
 mod ratelimit;
 mod sockopt;
@@ -107,7 +108,7 @@ pub(crate) struct State {
     pub(crate) buffer: procfs::Buffer,
     #[pin]
     pub(crate) listeners: icmp::Listeners,
-    pub(crate) netlink: netlink::Endpoint,
+    pub(crate) netlink: nl_transport::Endpoint,
     #[pin]
     pub(crate) bursts: burst::Bursts,
     pub(crate) pages: mmap::Pages,
@@ -141,7 +142,7 @@ impl StateOwner {
                 sockopt <- sockopt::LastMessage::new(),
                 buffer <- procfs::Buffer::new(),
                 listeners <- icmp::Listeners::new(),
-                netlink: netlink::Endpoint::new(),
+                netlink: nl_transport::Endpoint::new(),
                 bursts <- burst::Bursts::new(),
                 pages,
             }),

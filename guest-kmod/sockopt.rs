@@ -14,10 +14,10 @@ use kernel::prelude::*;
 use kernel::sync::{new_mutex, Mutex};
 
 use crate::abi::{SOCKOPT_COUNT, SOCKOPT_KERNEL_MSG, SOCKOPT_LAST, SOCKOPT_MAX_MSG, SOCKOPT_MSG};
-use crate::stats::STATS;
-use crate::ratelimit::{pr_info_limited, Budget};
-use crate::text::{strip_newline, until_nul, Esc};
 use crate::compat::errno;
+use crate::ratelimit::{pr_info_limited, Budget};
+use crate::stats::STATS;
+use crate::text::{strip_newline, until_nul, Esc};
 use crate::{compat, glue, state};
 
 /// A stored message: exactly the bytes that were set, at most SOCKOPT_MAX_MSG.
@@ -53,9 +53,10 @@ pub(crate) struct Registration(());
 
 impl Registration {
     pub(crate) fn new(base: i32) -> Result<Self> {
-        let end = base + SOCKOPT_COUNT; // no overflow: Params::read() checked base.
-                                        // SAFETY: Plain call; glue.c owns the ops struct, the handlers need the state, which
-                                        // exists already.
+        // No overflow: Params::read() checked base.
+        let end = base + SOCKOPT_COUNT;
+        // SAFETY: Plain call; glue.c owns the ops struct, the handlers need the state, which
+        // exists already.
         let ret = unsafe { glue::kchan_glue_sockopt_register(base, end) };
         if ret == EBUSY.to_errno() {
             // ebtables owns 128..131, the seed's default: say how to get out of the way.
