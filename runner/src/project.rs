@@ -92,6 +92,8 @@ struct File {
 #[derive(Debug, Clone)]
 pub struct Project {
     pub root: PathBuf,
+    /// The kspec checkout whose guest agent, /init and rootfs every image gets.
+    pub framework: PathBuf,
     /// The kernel list; its directory holds kconfig/ and keys/.
     pub kernels: PathBuf,
     pub specs: Vec<PathBuf>,
@@ -160,6 +162,7 @@ impl Project {
         }
         Ok(Project {
             root: root.to_owned(),
+            framework: framework_root(),
             kernels: abs(&f.kernels),
             specs: f.specs.iter().map(|p| abs(p)).collect(),
             modules: f
@@ -194,13 +197,13 @@ impl Project {
         self.kernels_dir().join("keys")
     }
 
-    /// The guest's /init and the files of its root file system.
+    /// The guest's /init and the files of its root file system: kspec's own.
     pub fn guest_init(&self) -> PathBuf {
-        self.kernels_dir().join("init")
+        self.framework.join("images/init")
     }
 
     pub fn guest_rootfs(&self) -> PathBuf {
-        self.kernels_dir().join("rootfs")
+        self.framework.join("images/rootfs")
     }
 
     /// The specs under `paths` (default: the project's spec directories), checked against the
@@ -246,6 +249,16 @@ impl Project {
             }
         }
         errors
+    }
+}
+
+/// The kspec checkout: `$KSPEC_HOME`, else the one this binary was built from.
+pub fn framework_root() -> PathBuf {
+    match std::env::var_os("KSPEC_HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_owned),
     }
 }
 

@@ -114,6 +114,7 @@ pub fn build_images(
         &cache,
         progress,
     )?;
+    let agent = tools::build_agent(&project.framework, &cache, progress)?;
     let init = project.guest_init();
     let rootfs = project.guest_rootfs();
     let mut images = Vec::new();
@@ -156,6 +157,7 @@ pub fn build_images(
         let release = built.release()?;
         let key = key
             .str("tools", &tools.key)
+            .file("agent", &agent)?
             .str("release", &release)
             .file("init", &init)?
             .dir("rootfs", &rootfs, &|_| true)?
@@ -177,7 +179,7 @@ pub fn build_images(
                 rootfs: &rootfs,
                 modules: &module_files,
                 programs: &programs,
-                agent: &tools.agent,
+                agent: &agent,
                 release: &release,
             };
             let data = initramfs::base(&inputs)?;
@@ -197,7 +199,7 @@ pub fn build_images(
             built,
             modules,
             programs: tools.programs.clone(),
-            agent: tools.agent.clone(),
+            agent: agent.clone(),
             initramfs,
         });
     }

@@ -20,16 +20,14 @@ fn is_tool_source(p: &Path) -> bool {
     )
 }
 
-/// The built guest programs and their cache key.
+/// Built static programs, one per package, named as the package.
 pub struct GuestTools {
-    /// One per package, named as the package.
     pub programs: Vec<PathBuf>,
-    pub agent: PathBuf,
     pub key: String,
 }
 
-/// Build `packages` and the agent in the cargo workspace at `root`; `sources` (files or
-/// directories) are what they are built from.
+/// Build `packages` in the cargo workspace at `root`; `sources` (files or directories) are
+/// what they are built from, and make their cache key.
 pub fn build(
     root: &Path,
     packages: &[String],
@@ -37,7 +35,13 @@ pub fn build(
     cache: &Cache,
     progress: &dyn Progress,
 ) -> Result<GuestTools, Error> {
-    let mut key = Key::new("tools-3").str("packages", &packages.join(","));
+    if packages.is_empty() {
+        return Ok(GuestTools {
+            programs: vec![],
+            key: "none".into(),
+        });
+    }
+    let mut key = Key::new("tools-4").str("packages", &packages.join(","));
     for s in sources {
         let name = s.strip_prefix(root).unwrap_or(s).to_string_lossy();
         key = if s.is_dir() {
@@ -49,15 +53,15 @@ pub fn build(
     let key = key.str("cargo", &cargo_version()).finish();
     let dir = cache.dir(&["tools", &key])?;
     let _lock = cache.lock(&dir, progress)?;
-    let mut names: Vec<&str> = packages.iter().map(String::as_str).collect();
-    names.push(AGENT_PACKAGE);
     let tools = GuestTools {
         programs: packages.iter().map(|p| dir.join(p)).collect(),
-        agent: dir.join(AGENT_PACKAGE),
         key: key.clone(),
     };
-    if names.iter().all(|n| dir.join(n).is_file()) {
-        progress.message(&format!("guest tools up to date ({key})"));
+    if tools.programs.iter().all(|p| p.is_file()) {
+        progress.message(&format!(
+            "guest programs up to date: {} ({key})",
+            packages.join(", ")
+        ));
         return Ok(tools);
     }
     let target_dir = cache.dir(&["target-guest"])?;
@@ -65,13 +69,13 @@ pub fn build(
     let _ = std::fs::remove_file(&log);
     progress.message(&format!(
         "building static {} (log: {})",
-        names.join(", "),
+        packages.join(", "),
         log.display()
     ));
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root).args(["build", "--release"]);
-    for n in &names {
-        c.args(["-p", n]);
+    for p in packages {
+        c.args(["-p", p]);
     }
     c.args(["--target", GUEST_TARGET, "--target-dir"])
         .arg(&target_dir)
@@ -86,14 +90,40 @@ pub fn build(
     ] {
         c.env_remove(v);
     }
-    run_logged(c, &log, "guest tools build", &|l| {
-        progress.tick("building guest tools", l)
+    run_logged(c, &log, "guest programs build", &|l| {
+        progress.tick("building guest programs", l)
     })?;
-    for n in &names {
-        let built = target_dir.join(GUEST_TARGET).join("release").join(n);
-        std::fs::copy(&built, dir.join(n)).map_err(|e| Error::io(&built, e))?;
+    for (p, dest) in packages.iter().zip(&tools.programs) {
+        let built = target_dir.join(GUEST_TARGET).join("release").join(p);
+        std::fs::copy(&built, dest).map_err(|e| Error::io(&built, e))?;
     }
     Ok(tools)
+}
+
+/// kspec-agent, from the kspec checkout `framework` (its own sources make its key).
+pub fn build_agent(
+    framework: &Path,
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<PathBuf, Error> {
+    let sources: Vec<PathBuf> = [
+        "guest-tools/agent",
+        "guest-tools/protocol",
+        "Cargo.toml",
+        "Cargo.lock",
+    ]
+    .iter()
+    .map(|p| framework.join(p))
+    .filter(|p| p.exists())
+    .collect();
+    let built = build(
+        framework,
+        &[AGENT_PACKAGE.to_owned()],
+        &sources,
+        cache,
+        progress,
+    )?;
+    Ok(built.programs.into_iter().next().unwrap_or_default())
 }
 
 fn cargo_version() -> String {
