@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 use super::locate::{Locator, Pos};
-use super::model::{Action, Spec, Step, TextExpect};
+use super::action::Action;
+use super::model::{Spec, Step};
+use super::values::{OneOrMany, TextExpect};
 
 /// What a step may `allow`: the kernel report classes, plus `taint` (any new taint flag),
 /// `kmsg_lost` (kernel log records overwritten before they were read) and `all`.
@@ -418,7 +420,7 @@ fn validate_step(step: &Step) -> Vec<(String, String)> {
         };
         for (i, re) in r.regex.items().iter().enumerate() {
             if let Err(e) = Regex::new(re) {
-                let idx = if matches!(r.regex, super::model::OneOrMany::Many(_)) {
+                let idx = if matches!(r.regex, OneOrMany::Many(_)) {
                     format!("[{i}]")
                 } else {
                     String::new()
