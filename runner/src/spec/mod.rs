@@ -5,14 +5,18 @@ mod discover;
 mod load;
 mod locate;
 mod model;
+mod validate;
 mod values;
+mod version;
 
-pub use discover::{discover, load_all, LoadAllError};
-pub use load::{load_file, load_str, version_matches, LoadedSpec, SpecError, ALLOW_KINDS};
-pub use locate::{Locator, Pos};
 pub use action::{Action, SIGNALS};
+pub use discover::{discover, load_all, LoadAllError};
+pub use load::{load_file, load_str, LoadedSpec, SpecError};
+pub use locate::{Locator, Pos};
 pub use model::*;
+pub use validate::ALLOW_KINDS;
 pub use values::*;
+pub use version::{parse_version_req, version_matches};
 
 /// JSON Schema of the spec format, for editors.
 pub fn schema_json() -> String {
