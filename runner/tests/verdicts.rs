@@ -89,6 +89,8 @@ fn run_on(k: &Kernel, cases: &str) -> Vec<CaseReport> {
                 Outcome::Failed(f) =>
                     format!("FAILED: {}: {} in `{}`", f.kind.label(), f.message, f.step),
                 Outcome::Skipped(w) => format!("skipped: {w}"),
+                Outcome::XFailed { reason, .. } => format!("xfailed: {reason}"),
+                Outcome::XPassed(reason) => format!("XPASSED: {reason}"),
             },
             r.duration.as_secs_f64(),
             r.note

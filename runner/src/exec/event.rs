@@ -46,6 +46,8 @@ pub struct CaseReport {
     pub steps: Vec<StepReport>,
     /// Something the reader should know, e.g. why the case got a fresh VM.
     pub note: Option<String>,
+    /// Files `--artifacts` wrote for this case (a failed one).
+    pub artifacts: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,28 @@ pub enum Outcome {
     Passed,
     Failed(Failure),
     Skipped(String),
+    /// An `xfail` case failed, as expected for `reason`.
+    XFailed {
+        reason: String,
+        failure: Failure,
+    },
+    /// An `xfail` case passed: the reason no longer holds. Fails the run.
+    XPassed(String),
+}
+
+impl Outcome {
+    /// Whether this outcome fails the run.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::XPassed(_))
+    }
+
+    /// The failure to show: the case's, or the expected one of an xfail case.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Failed(f) | Outcome::XFailed { failure: f, .. } => Some(f),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

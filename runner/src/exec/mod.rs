@@ -1,10 +1,14 @@
 //! Step execution: runs (kernel, spec) units on worker threads, each unit in its own VM(s), and
 //! reports through one event stream. Joins spec, image and vm below it.
 
+mod artifacts;
 pub mod check;
 pub mod event;
+mod guest;
+pub mod ktap;
 pub mod ledger;
 mod prepare;
+mod requirements;
 pub mod spec_run;
 pub mod splat;
 pub mod step;
@@ -15,9 +19,9 @@ use std::sync::Mutex;
 
 pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
 pub use prepare::{prepare, PrepareError, PrepareOptions, Prepared};
+pub use requirements::{unmet_before_build, unmet_requirements};
 pub use spec_run::{
-    boot_timeout, run_spec, unmet_before_build, unmet_requirements, vm_config, RunSettings,
-    DEFAULT_CPUS, DEFAULT_MEMORY_MB,
+    boot_timeout, run_spec, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB,
 };
 
 use crate::image::Image;

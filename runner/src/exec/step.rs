@@ -29,6 +29,8 @@ pub struct StepPlace<'a> {
     pub line: usize,
     pub timeout: Duration,
     pub output_limit: u64,
+    /// Environment of the step's command.
+    pub env: &'a [(String, String)],
 }
 
 fn failure(kind: FailureKind, p: &StepPlace, message: String, details: Vec<Detail>) -> Failure {
@@ -128,25 +130,12 @@ pub fn execute(
         timeout: p.timeout,
         stdout_limit: p.output_limit,
         stderr_limit: p.output_limit,
-        env: &[],
+        env: p.env,
     };
     let (out, finding, kmsg): (StepOutput, _, Vec<_>) = match action {
-        Action::Run { cmd } => {
-            let out = env
-                .vm
-                .run(&req(cmd))
-                .map_err(|e| vm_failure(e, env.vm, p, started, env.steps))?;
-            if let Some((owner, f)) = env
-                .ledger
-                .close_gap(out.start.before.clone(), out.start.taint)
-            {
-                return Err(gap_failure(owner, f, p));
-            }
-            let f = env
-                .ledger
-                .step_window(me, &out.end.during, out.end.result.taint_after);
-            let kmsg = out.end.during.records.clone();
-            (out, f, kmsg)
+        Action::Run { cmd } => run_once(env, &req(cmd), me, p, started)?,
+        Action::WaitUntil { cmd, interval } => {
+            return wait_until(env, step, cmd, *interval, me, p, started);
         }
         Action::Start { cmd, name } => {
             let (id, start) = env
@@ -198,6 +187,79 @@ pub fn execute(
         }
     };
     check_step(env, step, p, &out, finding, &kmsg)
+}
+
+type Ran = (StepOutput, Option<Finding>, Vec<crate::vm::KmsgRecord>);
+
+/// Run `req` in the foreground and place its kernel log.
+fn run_once(
+    env: &mut StepEnv,
+    req: &StepRequest,
+    me: StepRef,
+    p: &StepPlace,
+    started: Instant,
+) -> Result<Ran, Failure> {
+    let out = env
+        .vm
+        .run(req)
+        .map_err(|e| vm_failure(e, env.vm, p, started, env.steps))?;
+    if let Some((owner, f)) = env
+        .ledger
+        .close_gap(out.start.before.clone(), out.start.taint)
+    {
+        return Err(gap_failure(owner, f, p));
+    }
+    let f = env
+        .ledger
+        .step_window(me, &out.end.during, out.end.result.taint_after);
+    let kmsg = out.end.during.records.clone();
+    Ok((out, f, kmsg))
+}
+
+/// Run `cmd` until the step's expectations hold. Only unmet expectations are retried: a
+/// kernel report, a timeout or a dead VM ends the step at once. The step's timeout bounds
+/// all attempts together; the failure is the last attempt's.
+fn wait_until(
+    env: &mut StepEnv,
+    step: &Step,
+    cmd: &str,
+    interval: Duration,
+    me: StepRef,
+    p: &StepPlace,
+    started: Instant,
+) -> Result<(), Failure> {
+    let deadline = started + p.timeout;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let req = StepRequest {
+            script: cmd,
+            timeout: left.max(Duration::from_millis(1)),
+            stdout_limit: p.output_limit,
+            stderr_limit: p.output_limit,
+            env: p.env,
+        };
+        let (out, finding, kmsg) = run_once(env, &req, me.clone(), p, started)?;
+        let result = check_step(env, step, p, &out, finding, &kmsg);
+        let retry = matches!(&result, Err(f) if f.kind == FailureKind::Assertion)
+            && Instant::now() + interval < deadline;
+        if !retry {
+            return result.map_err(|mut f| {
+                if f.kind == FailureKind::Assertion {
+                    f.message = format!(
+                        "not so after {attempts} attempts in {:.1}s: {}",
+                        started.elapsed().as_secs_f64(),
+                        f.message
+                    );
+                }
+                f
+            });
+        }
+        // Only the last attempt is the step's report.
+        env.steps.pop();
+        std::thread::sleep(interval);
+    }
 }
 
 /// At most SHOWN_LINES lines of at most SHOWN_WIDTH characters.

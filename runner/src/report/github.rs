@@ -37,6 +37,17 @@ fn escape_prop(s: &str) -> String {
 impl<W: Write> Reporter for Github<W> {
     fn event(&mut self, ev: &Event) {
         if let Event::CaseFinished(r) = ev {
+            if let Outcome::XPassed(reason) = &r.outcome {
+                let title = format!("[{}] {}", r.id.kernel, r.id.name());
+                let _ = writeln!(
+                    self.out,
+                    "::error file={},line={},title={}::{}",
+                    escape_prop(&relative(&r.file).display().to_string()),
+                    r.line,
+                    escape_prop(&title),
+                    escape(&format!("passed unexpectedly (xfail: {reason})"))
+                );
+            }
             if let Outcome::Failed(f) = &r.outcome {
                 let title = format!("[{}] {}", r.id.kernel, r.id.name());
                 let _ = writeln!(

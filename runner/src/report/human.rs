@@ -35,7 +35,14 @@ impl<W: Write> Human<W> {
 
 /// The failure block of one case, as text lines (shared with the libtest harness).
 pub fn failure_text(r: &CaseReport) -> String {
-    let Outcome::Failed(f) = &r.outcome else {
+    if let Outcome::XPassed(reason) = &r.outcome {
+        return format!(
+            "{}:{}: passed, but it is marked xfail: {reason} (remove `xfail` if that is fixed)\n",
+            r.file.display(),
+            r.line
+        );
+    }
+    let Some(f) = r.outcome.failure() else {
         return String::new();
     };
     let mut s = format!(
@@ -131,9 +138,12 @@ impl<W: Write> Reporter for Human<W> {
                     Outcome::Passed => ("      PASS", "32"),
                     Outcome::Failed(_) => ("      FAIL", "31;1"),
                     Outcome::Skipped(_) => ("      SKIP", "33"),
+                    Outcome::XFailed { .. } => ("     XFAIL", "33"),
+                    Outcome::XPassed(_) => ("     XPASS", "31;1"),
                 };
                 let extra = match &r.outcome {
                     Outcome::Skipped(why) => format!(": {why}"),
+                    Outcome::XFailed { reason, .. } => format!(": expected ({reason})"),
                     _ => String::new(),
                 };
                 let _ = writeln!(
@@ -147,7 +157,10 @@ impl<W: Write> Reporter for Human<W> {
                 if let Some(note) = &r.note {
                     let _ = writeln!(self.out, "        note: {note}");
                 }
-                if matches!(r.outcome, Outcome::Failed(_)) {
+                for a in &r.artifacts {
+                    let _ = writeln!(self.out, "        artifact: {}", a.display());
+                }
+                if r.outcome.is_failure() {
                     for l in failure_text(r).lines() {
                         let _ = writeln!(self.out, "        {l}");
                     }
@@ -159,10 +172,7 @@ impl<W: Write> Reporter for Human<W> {
 
     fn finish(&mut self, reports: &[CaseReport]) -> Result<(), Error> {
         let c = count(reports);
-        let failed: Vec<&CaseReport> = reports
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
-            .collect();
+        let failed: Vec<&CaseReport> = reports.iter().filter(|r| r.outcome.is_failure()).collect();
         if !failed.is_empty() {
             let _ = writeln!(self.out, "\nFailed cases:");
             for r in failed {
@@ -187,9 +197,14 @@ impl<W: Write> Reporter for Human<W> {
             self.started.elapsed().as_secs_f64()
         );
         // The closing line CI tools read.
+        let xfailed = if c.xfailed > 0 {
+            format!(", {} xfailed", c.xfailed)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             self.out,
-            "{} passed, {} failed, {} skipped",
+            "{} passed, {} failed, {} skipped{xfailed}",
             c.passed, c.failed, c.skipped
         );
         Ok(self.out.flush()?)

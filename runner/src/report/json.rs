@@ -18,12 +18,21 @@ impl<W: Write> JsonLines<W> {
 }
 
 pub fn case_json(r: &CaseReport) -> serde_json::Value {
-    let (outcome, failure) = match &r.outcome {
-        Outcome::Passed => ("passed", serde_json::Value::Null),
-        Outcome::Skipped(why) => ("skipped", json!({ "reason": why })),
-        Outcome::Failed(f) => (
-            "failed",
-            json!({
+    let outcome = match &r.outcome {
+        Outcome::Passed => "passed",
+        Outcome::Skipped(_) => "skipped",
+        Outcome::Failed(_) => "failed",
+        Outcome::XFailed { .. } => "xfailed",
+        Outcome::XPassed(_) => "xpassed",
+    };
+    let reason = match &r.outcome {
+        Outcome::Skipped(why) => Some(why),
+        Outcome::XFailed { reason, .. } | Outcome::XPassed(reason) => Some(reason),
+        _ => None,
+    };
+    let failure = match r.outcome.failure() {
+        None => serde_json::Value::Null,
+        Some(f) => json!({
                 "kind": f.kind.label(),
                 "step": f.step,
                 "line": f.line,
@@ -32,8 +41,7 @@ pub fn case_json(r: &CaseReport) -> serde_json::Value {
                     Detail::Diff { what, expected, actual } => json!({"what": what, "expected": expected, "actual": actual}),
                     Detail::Lines { heading, lines } => json!({"heading": heading, "lines": lines}),
                 }).collect::<Vec<_>>(),
-            }),
-        ),
+        }),
     };
     json!({
         "type": "case",
@@ -45,7 +53,9 @@ pub fn case_json(r: &CaseReport) -> serde_json::Value {
         "outcome": outcome,
         "duration_s": r.duration.as_secs_f64(),
         "failure": failure,
+        "reason": reason,
         "note": r.note,
+        "artifacts": r.artifacts.iter().map(|a| a.display().to_string()).collect::<Vec<_>>(),
         "steps": r.steps.iter().map(|s| json!({
             "label": s.label,
             "exit": s.exit,

@@ -52,6 +52,19 @@ pub fn render(reports: &[CaseReport]) -> Result<String, Error> {
                 s.set_message(why.clone());
                 s
             }
+            // As pytest reports them: an expected failure is a skip, an unexpected pass a failure.
+            Outcome::XFailed { reason, failure } => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(format!("expected failure ({reason}): {}", failure.message));
+                s.set_description(super::human::failure_text(r));
+                s
+            }
+            Outcome::XPassed(reason) => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("passed unexpectedly (xfail: {reason})"));
+                s.set_type("xpass");
+                s
+            }
             Outcome::Failed(f) => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 s.set_message(format!("{}: {}", f.kind.label(), f.message));
@@ -66,6 +79,14 @@ pub fn render(reports: &[CaseReport]) -> Result<String, Error> {
         tc.extra
             .insert("file".into(), r.file.display().to_string().into());
         tc.extra.insert("line".into(), r.line.to_string().into());
+        if !r.artifacts.is_empty() {
+            let list: Vec<String> = r
+                .artifacts
+                .iter()
+                .map(|a| a.display().to_string())
+                .collect();
+            tc.set_system_out(format!("artifacts:\n{}\n", list.join("\n")));
+        }
         suites[idx].1.add_test_case(tc);
     }
     report.add_test_suites(suites.into_iter().map(|(_, s)| s));

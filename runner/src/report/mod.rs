@@ -41,6 +41,8 @@ pub struct Counts {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Expected failures (`xfail`); an unexpected pass counts as failed.
+    pub xfailed: usize,
 }
 
 pub fn count(reports: &[CaseReport]) -> Counts {
@@ -50,6 +52,8 @@ pub fn count(reports: &[CaseReport]) -> Counts {
             Outcome::Passed => c.passed += 1,
             Outcome::Failed(_) => c.failed += 1,
             Outcome::Skipped(_) => c.skipped += 1,
+            Outcome::XFailed { .. } => c.xfailed += 1,
+            Outcome::XPassed(_) => c.failed += 1,
         }
     }
     c

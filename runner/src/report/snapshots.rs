@@ -49,6 +49,7 @@ fn case(name: &str, line: usize, outcome: Outcome) -> CaseReport {
             memory_peak: Some(1 << 20),
         }],
         note: None,
+        artifacts: vec![],
     }
 }
 

@@ -9,6 +9,11 @@ pub enum Action {
     Run {
         cmd: String,
     },
+    /// Run `cmd` until the step's expectations hold or its timeout is spent.
+    WaitUntil {
+        cmd: String,
+        interval: std::time::Duration,
+    },
     /// Start `cmd` in the background under `name`.
     Start {
         cmd: String,
@@ -41,6 +46,29 @@ impl Action {
                 ));
             }
         }
+        if let Some(cmd) = &step.wait_until {
+            let alone = step.run.is_none()
+                && step.background.is_none()
+                && step.wait.is_none()
+                && step.kill.is_none();
+            if !alone {
+                return Err((
+                    "",
+                    "`wait_until` is a step of its own (no `run`, `wait` or `kill` with it)".into(),
+                ));
+            }
+            if cmd.trim().is_empty() {
+                return Err((".wait_until", "`wait_until` is empty".into()));
+            }
+            let interval = step.interval.map_or(DEFAULT_INTERVAL, |i| i.0);
+            return Ok(Action::WaitUntil {
+                cmd: cmd.clone(),
+                interval,
+            });
+        }
+        if step.interval.is_some() {
+            return Err((".interval", "`interval` goes with `wait_until`".into()));
+        }
         match (&step.run, &step.background, &step.wait, &step.kill) {
             (Some(cmd), _, None, None) if cmd.trim().is_empty() => {
                 Err((".run", "`run` is empty".into()))
@@ -68,12 +96,16 @@ impl Action {
         let first = |cmd: &str| cmd.lines().next().unwrap_or("").to_owned();
         match self {
             Action::Run { cmd } => first(cmd),
+            Action::WaitUntil { cmd, .. } => format!("wait until: {}", first(cmd)),
             Action::Start { cmd, name } => format!("start {name}: {}", first(cmd)),
             Action::Wait { name } => format!("wait {name}"),
             Action::Kill { name, .. } => format!("kill {name}"),
         }
     }
 }
+
+/// The pause between `wait_until` attempts unless a step says.
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Signals a `kill` step may send.
 pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "USR1", "USR2", "QUIT"];

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::action::Action;
 use super::locate::{Locator, Pos};
 use super::model::Spec;
+use super::plan::{plan, CasePlan, PlannedStep};
 use super::validate::validate;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,22 +39,19 @@ pub struct LoadedSpec {
     pub name: String,
     pub spec: Spec,
     pub locator: Locator,
-    /// The action of each step, by case: every step has one.
-    actions: Vec<Vec<Action>>,
+    /// What each case runs, by case index.
+    plans: Vec<CasePlan>,
 }
 
 impl LoadedSpec {
-    /// What step `step` of case `case` does.
-    pub fn action(&self, case: usize, step: usize) -> &Action {
-        &self.actions[case][step]
+    /// What case `case` runs: setup, its steps (includes expanded), teardown.
+    pub fn plan(&self, case: usize) -> &CasePlan {
+        &self.plans[case]
     }
 
-    /// How reports name that step: its `name`, else what it does.
-    pub fn step_label(&self, case: usize, step: usize) -> String {
-        self.spec.cases[case].steps[step]
-            .name
-            .clone()
-            .unwrap_or_else(|| self.action(case, step).label())
+    /// Where `step` is written.
+    pub fn planned_pos(&self, step: &PlannedStep) -> Pos {
+        self.locator.find(&step.path)
     }
 
     pub fn case_pos(&self, case: usize) -> Pos {
@@ -131,19 +128,20 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedSpec, Vec<SpecError>> {
         name,
         spec,
         locator,
-        actions: Vec::new(),
+        plans: Vec::new(),
     };
-    let errors = validate(&loaded);
+    let mut errors = validate(&loaded);
+    match plan(&loaded.spec) {
+        Ok(plans) => loaded.plans = plans,
+        Err(problems) => errors.extend(problems.into_iter().map(|(path, message)| SpecError {
+            file: loaded.path.clone(),
+            pos: loaded.locator.find(&path),
+            message,
+        })),
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
-    // validate() has checked every step has an action.
-    loaded.actions = loaded
-        .spec
-        .cases
-        .iter()
-        .map(|c| c.steps.iter().filter_map(|s| Action::of(s).ok()).collect())
-        .collect();
     Ok(loaded)
 }
 

@@ -46,6 +46,27 @@ pub struct Spec {
     /// --isolation`), else `spec`.
     #[serde(default)]
     pub isolation: Option<Isolation>,
+    /// Guest memory of this file's VMs (e.g. "512MiB"; default: the kernel list's).
+    #[serde(default)]
+    pub memory: Option<Size>,
+    /// Extra kernel command line for this file's VMs.
+    #[serde(default)]
+    pub cmdline: Option<String>,
+    /// Environment of every step (a case's and a step's `env` go on top).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Steps run before each case's own, as part of it.
+    #[serde(default)]
+    pub setup: Vec<Step>,
+    /// Steps run after each case's own, also after a failure (unless the VM was lost).
+    #[serde(default)]
+    pub teardown: Vec<Step>,
+    /// Named step lists a step can stand for with `include: <name>`.
+    #[serde(default)]
+    pub step_lists: BTreeMap<String, Vec<Step>>,
+    /// Guest files copied out with `kspec run --artifacts DIR` when a case fails.
+    #[serde(default)]
+    pub artifacts: Vec<String>,
     pub cases: Vec<Case>,
 }
 
@@ -140,6 +161,16 @@ pub struct Case {
     /// Default step timeout for this case.
     #[serde(default)]
     pub timeout: Option<Timeout>,
+    /// This case's own requirements, on top of the file's: unmet, the case is skipped.
+    #[serde(default)]
+    pub requires: Requires,
+    /// An expected failure, with the reason: failing, the case is reported as `xfail`;
+    /// passing, as `xpass`, which fails the run (the reason no longer holds).
+    #[serde(default)]
+    pub xfail: Option<String>,
+    /// Environment of this case's steps (on top of the file's).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     pub steps: Vec<Step>,
 }
 
@@ -165,6 +196,23 @@ pub struct Step {
     pub kill: Option<String>,
     #[serde(default)]
     pub signal: Option<String>,
+    /// Run this command again and again until the step's expectations hold, at most for the
+    /// step's timeout; the failure shows the last attempt.
+    #[serde(default)]
+    pub wait_until: Option<String>,
+    /// Pause between `wait_until` attempts (default 100ms).
+    #[serde(default)]
+    pub interval: Option<Timeout>,
+    /// Stands for the steps of the named `step_lists` entry (no other key with it).
+    #[serde(default)]
+    pub include: Option<String>,
+    /// Environment of this step (on top of its case's and file's).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The command prints KTAP (KUnit, kselftest): each test in it is reported as a result of
+    /// its own, and a failing one fails the step.
+    #[serde(default)]
+    pub ktap: bool,
     /// Expected exit status: a number (default 0), "any" or "nonzero".
     #[serde(default)]
     pub exit: Option<ExitExpect>,

@@ -1,14 +1,14 @@
 //! Checks that need more than the types: names, ranges, regexes, which keys go together, the
 //! background commands a case starts and ends. Each problem is located by its YAML path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use regex::Regex;
 
 use super::action::Action;
 use super::load::{LoadedSpec, SpecError};
 use super::model::Step;
-use super::values::{OneOrMany, TextExpect};
+use super::values::{format_size, OneOrMany, TextExpect};
 use super::version::parse_version_req;
 
 /// What a step may `allow`: the kernel report classes, plus `taint` (any new taint flag),
@@ -91,6 +91,17 @@ pub(super) fn validate(l: &LoadedSpec) -> Vec<SpecError> {
             at("cpus", format!("cpus must be 1..=16, not {c}"));
         }
     }
+    if let Some(m) = s.memory {
+        if !(64 << 20..=16 << 30).contains(&m.0) {
+            at(
+                "memory",
+                format!("memory must be 64MiB..=16GiB, not {}", format_size(m.0)),
+            );
+        }
+    }
+    if s.cmdline.as_deref().is_some_and(|c| c.contains('\n')) {
+        at("cmdline", "cmdline is one line".into());
+    }
     if let Some(t) = s.settle {
         if t.0 > std::time::Duration::from_secs(10) {
             at("settle", "settle must be at most 10s".into());
@@ -164,42 +175,87 @@ pub(super) fn validate(l: &LoadedSpec) -> Vec<SpecError> {
                 );
             }
         }
-        let mut running: HashSet<String> = HashSet::new();
         for (si, step) in case.steps.iter().enumerate() {
-            let sp = format!("{cp}.steps[{si}]");
             for e in validate_step(step) {
-                at(&format!("{sp}{}", e.0), e.1);
-            }
-            // The guards update the set of running background names as they test it.
-            match Action::of(step) {
-                Ok(Action::Start { name, .. }) if !running.insert(name.clone()) => at(
-                    &format!("{sp}.background"),
-                    format!("background {name:?} is already running"),
-                ),
-                Ok(Action::Wait { name } | Action::Kill { name, .. }) if !running.remove(&name) => {
-                    at(
-                        &sp,
-                        format!("no background command named {name:?} is running at this step"),
-                    )
-                }
-                _ => {}
+                at(&format!("{cp}.steps[{si}]{}", e.0), e.1);
             }
         }
-        let mut left: Vec<_> = running.into_iter().collect();
-        left.sort();
-        for name in left {
+        if let Some(r) = &case.requires.kernel {
+            if let Err(e) = parse_version_req(r) {
+                at(&format!("{cp}.requires.kernel"), e);
+            }
+        }
+        if case.xfail.as_deref().is_some_and(|r| r.trim().is_empty()) {
             at(
-                &format!("{cp}.steps"),
-                format!("background {name:?} is never waited for or killed"),
+                &format!("{cp}.xfail"),
+                "`xfail` needs the reason the case is expected to fail".into(),
             );
+        }
+        for k in case.env.keys() {
+            if let Some(m) = bad_env_name(k) {
+                at(&format!("{cp}.env.{k}"), m);
+            }
+        }
+    }
+    let lists = [("setup", &s.setup), ("teardown", &s.teardown)];
+    for (key, steps) in lists {
+        for (i, step) in steps.iter().enumerate() {
+            for e in validate_step(step) {
+                at(&format!("{key}[{i}]{}", e.0), e.1);
+            }
+        }
+    }
+    for (name, steps) in &s.step_lists {
+        for (i, step) in steps.iter().enumerate() {
+            for e in validate_step(step) {
+                at(&format!("step_lists.{name}[{i}]{}", e.0), e.1);
+            }
+        }
+    }
+    for k in s.env.keys() {
+        if let Some(m) = bad_env_name(k) {
+            at(&format!("env.{k}"), m);
         }
     }
     errs
 }
 
+/// Why `name` cannot be an environment variable's name, if it cannot.
+fn bad_env_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (!ok).then(|| format!("invalid environment variable name {name:?}"))
+}
+
 /// Problems in one step as (path suffix, message).
 fn validate_step(step: &Step) -> Vec<(String, String)> {
     let mut v = Vec::new();
+    if step.include.is_some() {
+        let alone = step.run.is_none()
+            && step.wait_until.is_none()
+            && step.background.is_none()
+            && step.wait.is_none()
+            && step.kill.is_none()
+            && step.exit.is_none()
+            && step.stdout.is_none()
+            && step.stderr.is_none()
+            && step.kmsg.is_none()
+            && step.allow.is_empty()
+            && step.env.is_empty();
+        if !alone {
+            v.push((
+                ".include".into(),
+                "`include` stands for its list's steps: no other key goes with it".into(),
+            ));
+        }
+        return v;
+    }
+    for k in step.env.keys() {
+        if let Some(m) = bad_env_name(k) {
+            v.push((format!(".env.{k}"), m));
+        }
+    }
     let action = Action::of(step);
     match &action {
         Err((key, message)) => v.push(((*key).to_owned(), message.clone())),

@@ -49,8 +49,8 @@ pub struct Settled {
     pub waited_ms: u64,
 }
 
-/// Kernel log records kept for crash reports.
-const HISTORY: usize = 200;
+/// Kernel log records kept for crash reports and artifacts (a few MiB at most).
+const HISTORY: usize = 20_000;
 
 #[derive(Debug, Default)]
 pub struct Inbox {

@@ -529,6 +529,11 @@ impl Vm {
         self.inbox.history(n)
     }
 
+    /// The kernel console as QEMU wrote it (boot messages, panics), raw.
+    pub fn console_log(&self) -> Vec<u8> {
+        std::fs::read(&self.console).unwrap_or_default()
+    }
+
     /// Kill QEMU now (the guest keeps no state worth a clean shutdown).
     pub fn shutdown(mut self) {
         self.kill();

@@ -1,58 +1,24 @@
 //! The subcommands, on top of every layer. Exit codes: 0 ok, 1 failed cases, 2 invalid specs
 //! or usage, 3 environment or build errors.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::mpsc;
 
-use crate::exec::{self, CaseId, Event, PrepareOptions};
+use crate::exec::{self, PrepareOptions};
 use crate::image::{self, BuildOptions, StderrProgress};
 use crate::project::Project;
-use crate::report::{self, github::Github, human::Human, json::JsonLines, junit::Junit, Reporter};
+use crate::report::{self};
 use crate::spec::{self, LoadedSpec};
 use crate::vm::{self, AccelChoice};
 
 use crate::exit::{ENV as EXIT_ENV, FAILED as EXIT_FAILED, INVALID as EXIT_INVALID};
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
-    /// Spec files or directories (default: specs/).
-    pub paths: Vec<PathBuf>,
-    /// Kernel name, a comma list, "local" or "all" (default: the list's default).
-    #[arg(long)]
-    pub kernel: Option<String>,
-    /// Only cases whose `<spec>::<case>` name contains this.
-    #[arg(long)]
-    pub filter: Option<String>,
-    /// VMs at once (default: number of CPUs).
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
-    /// auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
-    pub accel: AccelChoice,
-    /// Write JUnit XML here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// JSON lines on stdout instead of human output (GitHub annotations then go to stderr).
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the JSON lines to this file, a line per case as it finishes.
-    #[arg(long)]
-    pub json_file: Option<PathBuf>,
-    /// Guest memory in MiB (default: the kernel list's memory_mb, else 256).
-    #[arg(long)]
-    pub memory: Option<u32>,
-    /// Use a local kernel tree (with a single --kernel).
-    #[arg(long)]
-    pub kernel_src: Option<PathBuf>,
-    /// For spec files without an `isolation` key: `spec` (cases share a VM) or `case` (a VM
-    /// per case, restored from the image's snapshot).
-    #[arg(long, default_value = "spec")]
-    pub isolation: spec::Isolation,
-}
+mod run;
+pub use run::{run, RunArgs};
 
 /// The project and the kernels a `--kernel` argument names; errors already printed.
-fn project_and_kernels(kernel: Option<&str>) -> Result<(Project, Vec<image::Kernel>), u8> {
+pub(super) fn project_and_kernels(
+    kernel: Option<&str>,
+) -> Result<(Project, Vec<image::Kernel>), u8> {
     let project = Project::locate().map_err(|e| err(EXIT_ENV, e))?;
     let list = image::kernel_list(&project).map_err(|e| image_err(&e))?;
     let kernels = list
@@ -64,7 +30,7 @@ fn project_and_kernels(kernel: Option<&str>) -> Result<(Project, Vec<image::Kern
     Ok((project, kernels))
 }
 
-fn err(code: u8, msg: impl std::fmt::Display) -> u8 {
+pub(super) fn err(code: u8, msg: impl std::fmt::Display) -> u8 {
     eprintln!("kspec: error: {msg}");
     code
 }
@@ -78,7 +44,7 @@ fn image_err(e: &image::Error) -> u8 {
     err(code, e)
 }
 
-fn prepare_err(e: &exec::PrepareError) -> u8 {
+pub(super) fn prepare_err(e: &exec::PrepareError) -> u8 {
     err(if e.is_usage() { EXIT_INVALID } else { EXIT_ENV }, e)
 }
 
@@ -197,90 +163,6 @@ pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> 
             0
         }
         Err(e) => image_err(&e),
-    }
-}
-
-pub fn run(args: RunArgs) -> u8 {
-    let (project, kernels) = match project_and_kernels(args.kernel.as_deref()) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let kernels: Vec<&image::Kernel> = kernels.iter().collect();
-    let specs = match load_specs(Some(&project), &args.paths) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let opts = PrepareOptions {
-        accel: args.accel,
-        memory_mb: args.memory,
-        kernel_src: args.kernel_src.clone(),
-    };
-    let prepared = match exec::prepare(&project, &kernels, &opts, &StderrProgress::default()) {
-        Ok(p) => p,
-        Err(e) => return prepare_err(&e),
-    };
-    let images = prepared.images;
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let mut settings = prepared.settings;
-    settings.isolation = args.isolation;
-    let filter = args.filter.clone();
-    let selected = move |id: &CaseId| filter.as_deref().is_none_or(|f| id.name().contains(f));
-
-    let mut reporters: Vec<Box<dyn Reporter + Send>> = Vec::new();
-    if args.json {
-        reporters.push(Box::new(JsonLines::new(std::io::stdout())));
-    } else {
-        reporters.push(Box::new(Human::new(
-            std::io::stdout(),
-            std::io::stdout().is_terminal(),
-        )));
-    }
-    if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-        // The runner reads workflow commands from both streams; stdout stays pure JSON.
-        if args.json {
-            reporters.push(Box::new(Github::new(std::io::stderr())));
-        } else {
-            reporters.push(Box::new(Github::new(std::io::stdout())));
-        }
-    }
-    if let Some(p) = &args.json_file {
-        match std::fs::File::create(p) {
-            Ok(f) => reporters.push(Box::new(JsonLines::new(std::io::LineWriter::new(f)))),
-            Err(e) => return err(EXIT_ENV, format!("{}: {e}", p.display())),
-        }
-    }
-    if let Some(p) = &args.junit {
-        reporters.push(Box::new(Junit::new(p.clone())));
-    }
-    stop_vms_on_interrupt();
-    let (tx, rx) = mpsc::channel::<Event>();
-    let render = std::thread::spawn(move || {
-        for ev in rx {
-            for r in reporters.iter_mut() {
-                r.event(&ev);
-            }
-        }
-        reporters
-    });
-    let reports = exec::run_all(&images, &specs, &selected, &settings, jobs, &tx);
-    drop(tx);
-    let mut reporters = render.join().unwrap_or_default();
-    let mut code = 0;
-    for r in reporters.iter_mut() {
-        if let Err(e) = r.finish(&reports) {
-            code = err(EXIT_ENV, e);
-        }
-    }
-    let counts = report::count(&reports);
-    if reports.is_empty() {
-        return err(EXIT_INVALID, "no case matched");
-    }
-    if counts.failed > 0 {
-        EXIT_FAILED
-    } else {
-        code
     }
 }
 
