@@ -242,6 +242,8 @@ struct Parser {
     /// TAP14 draft: "# Subtest: name" at the parent's indentation names the next deeper level.
     pending_name: Option<String>,
     seen_version: bool,
+    /// The first version line was indented: its level is a subtest of an unprinted top level.
+    implied_top: bool,
     warned_no_version: bool,
     /// Missing tests reported as failures so far (see MAX_MISSING).
     synthesized: usize,
@@ -282,7 +284,13 @@ impl Parser {
         if first && self.stack.len() == 1 && self.stack[0].fresh() {
             // The kernel log before the document belongs to no test.
             self.pending.clear();
-            self.stack[0].indent = Some(indent);
+            self.stack[0].indent = Some(0);
+            if indent > 0 {
+                // No top-level header (older KUnit's debugfs results, a capture started late):
+                // this opens a subtest of an implied top level.
+                self.implied_top = true;
+                self.push(indent);
+            }
             return;
         }
         self.close_deeper_than(indent);
@@ -484,6 +492,14 @@ impl Parser {
     fn finish(&mut self) {
         if !self.seen_version && !self.warned_no_version {
             self.problems.push("no KTAP or TAP version line".to_owned());
+        }
+        let implied = usize::from(self.implied_top);
+        while self.stack.len() > 1 + implied {
+            self.close_incomplete();
+        }
+        if self.stack.len() == 2 && self.stack[0].fresh() && self.top().name.is_none() {
+            // Nothing came at the implied top level: the whole document was indented.
+            self.stack[0] = self.stack.pop().unwrap_or_default();
         }
         while self.stack.len() > 1 {
             self.close_incomplete();

@@ -411,7 +411,12 @@ fn plan_mismatch_is_a_problem() {
     assert_eq!(outcomes(&r), [("s/a", &Pass), ("s/b", &Pass)]);
 
     // TAP allows the plan last.
-    assert_eq!(clean("TAP version 13\nok 1 a\nok 2 b\n1..2\n").results.len(), 2);
+    assert_eq!(
+        clean("TAP version 13\nok 1 a\nok 2 b\n1..2\n")
+            .results
+            .len(),
+        2
+    );
 
     let r = parse("TAP version 13\n1..1\nok 1 a\nok 2 b\n");
     assert_eq!(
@@ -812,4 +817,15 @@ fn deep_nesting_and_huge_plans_stay_bounded() {
     let r = parse(&text);
     assert!(r.results.len() <= MAX_MISSING + 1, "{}", r.results.len());
     assert_eq!(r.results[0].name.matches('/').count(), 300);
+}
+
+#[test]
+fn document_without_top_level_header() {
+    // Older KUnit's debugfs results: the suite's lines, then its result line at column 0.
+    let r =
+        clean("    KTAP version 1\n    # Subtest: s\n    1..2\n    ok 1 a\n    ok 2 b\nok 1 s\n");
+    assert_eq!(outcomes(&r), [("s/a", &Pass), ("s/b", &Pass)]);
+    // A document indented as a whole is still a document.
+    let r = clean("  TAP version 13\n  1..2\n  ok 1 a\n  ok 2 b\n");
+    assert_eq!(outcomes(&r), [("a", &Pass), ("b", &Pass)]);
 }
