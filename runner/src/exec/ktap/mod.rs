@@ -178,22 +178,16 @@ fn directive_outcome(ok: bool, directive: &str) -> KtapOutcome {
 /// Strips "<6>" (syslog level), "[    1.234567]" (printk time) and "[    T1]" (printk caller)
 /// and the one space printk puts after them: people paste dmesg output.
 fn strip_log_prefix(line: &str) -> &str {
-    let mut s = line;
-    if let Some(rest) = bracketed(s, '<', '>', |t| t.len() <= 3 && is_digits(t)) {
-        s = rest;
-    }
-    let Some(rest) = bracketed(s, '[', ']', |t| {
+    let s = bracketed(line, '<', '>', |t| t.len() <= 3 && is_digits(t)).unwrap_or(line);
+    let time = |t: &str| {
         t.split_once('.')
             .is_some_and(|(a, b)| is_digits(a) && is_digits(b))
-    }) else {
+    };
+    let Some(s) = bracketed(s, '[', ']', time) else {
         return s;
     };
-    s = rest;
-    if let Some(rest) = bracketed(s, '[', ']', |t| {
-        t.strip_prefix(['T', 'C']).is_some_and(is_digits)
-    }) {
-        s = rest;
-    }
+    let caller = |t: &str| t.strip_prefix(['T', 'C']).is_some_and(is_digits);
+    let s = bracketed(s, '[', ']', caller).unwrap_or(s);
     s.strip_prefix(' ').unwrap_or(s)
 }
 
