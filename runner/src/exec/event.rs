@@ -60,6 +60,8 @@ pub struct StepReport {
     pub cpu_us: Option<u64>,
     /// Peak memory of the step's cgroup, bytes.
     pub memory_peak: Option<u64>,
+    /// The tests of a `ktap: true` step's output, each reported on its own.
+    pub ktap: Vec<super::ktap::KtapResult>,
 }
 
 #[derive(Debug, Clone)]

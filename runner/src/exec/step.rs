@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::check::{self, Problem};
 use super::event::{Detail, Failure, FailureKind, StepReport};
+use super::ktap::{self, KtapOutcome};
 use super::ledger::{Finding, Ledger, Owner, StepRef};
 use crate::spec::{format_size, Action, Step};
 use crate::vm::{normalise_newlines, StepOutput, StepRequest, Vm, VmError};
@@ -85,6 +86,7 @@ pub fn vm_failure(
         passed: false,
         cpu_us: None,
         memory_peak: None,
+        ktap: vec![],
     });
     let mut details = vec![Detail::Lines {
         heading: "console (last lines)".into(),
@@ -154,6 +156,7 @@ pub fn execute(
                 passed: true,
                 cpu_us: None,
                 memory_peak: None,
+                ktap: vec![],
             });
             return Ok(());
         }
@@ -262,6 +265,52 @@ fn wait_until(
     }
 }
 
+/// A `ktap: true` step's tests, kept on its report; each failing test, and output that is not
+/// whole (a plan not met, a bail out), is a problem of the step. Each failed test's
+/// diagnostics come back as a detail.
+fn ktap_check(env: &mut StepEnv, stdout: &str) -> (Vec<Problem>, Vec<Detail>) {
+    let doc = ktap::parse(stdout);
+    let mut problems = Vec::new();
+    let details = doc
+        .results
+        .iter()
+        .filter(|r| r.outcome == KtapOutcome::Fail)
+        .map(|r| Detail::Lines {
+            heading: format!("ktap: {} failed", r.name),
+            lines: r.diagnostics.clone(),
+        })
+        .collect();
+    if doc.results.is_empty() {
+        problems.push(check::problem(
+            "ktap: the output holds no KTAP test result".into(),
+        ));
+    }
+    let failed: Vec<&str> = doc
+        .results
+        .iter()
+        .filter(|r| r.outcome == KtapOutcome::Fail)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        problems.push(check::problem(format!(
+            "ktap: {} of {} tests failed: {}",
+            failed.len(),
+            doc.results.len(),
+            failed.join(", ")
+        )));
+    }
+    if !doc.problems.is_empty() {
+        problems.push(check::problem(format!(
+            "ktap: the output is not whole: {}",
+            doc.problems.join("; ")
+        )));
+    }
+    if let Some(s) = env.steps.last_mut() {
+        s.ktap = doc.results;
+    }
+    (problems, details)
+}
+
 /// At most SHOWN_LINES lines of at most SHOWN_WIDTH characters.
 fn clipped(heading: &str, text: &str) -> Detail {
     let clip = |l: &str| match l.char_indices().nth(SHOWN_WIDTH) {
@@ -308,6 +357,7 @@ fn check_step(
         passed: false,
         cpu_us: Some(r.cpu_us),
         memory_peak: Some(r.memory_peak),
+        ktap: vec![],
     });
     let fail = |kind, message: String, mut details: Vec<Detail>| {
         details.extend(context.clone());
@@ -389,13 +439,19 @@ fn check_step(
             )));
         }
     }
+    let mut ktap_details = Vec::new();
+    if step.ktap {
+        let (p, d) = ktap_check(env, &stdout);
+        problems.extend(p);
+        ktap_details = d;
+    }
     if problems.is_empty() {
         if let Some(s) = env.steps.last_mut() {
             s.passed = true;
         }
         return Ok(());
     }
-    let mut details = Vec::new();
+    let mut details = ktap_details;
     for p in &problems {
         if let Some((exp, act)) = &p.diff {
             details.push(Detail::Diff {

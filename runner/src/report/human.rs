@@ -157,6 +157,11 @@ impl<W: Write> Reporter for Human<W> {
                 if let Some(note) = &r.note {
                     let _ = writeln!(self.out, "        note: {note}");
                 }
+                for t in r.steps.iter().flat_map(|s| &s.ktap) {
+                    let (outcome, why) = super::ktap_outcome(&t.outcome);
+                    let why = why.map(|w| format!(": {w}")).unwrap_or_default();
+                    let _ = writeln!(self.out, "        ktap {outcome:<7} {}{why}", t.name);
+                }
                 for a in &r.artifacts {
                     let _ = writeln!(self.out, "        artifact: {}", a.display());
                 }

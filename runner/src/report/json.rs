@@ -63,6 +63,10 @@ pub fn case_json(r: &CaseReport) -> serde_json::Value {
             "passed": s.passed,
             "cpu_s": s.cpu_us.map(|c| c as f64 / 1e6),
             "memory_peak_bytes": s.memory_peak,
+            "ktap": s.ktap.iter().map(|t| {
+                let (outcome, reason) = super::ktap_outcome(&t.outcome);
+                json!({"name": t.name, "outcome": outcome, "reason": reason, "diagnostics": t.diagnostics})
+            }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }

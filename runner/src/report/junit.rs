@@ -88,9 +88,40 @@ pub fn render(reports: &[CaseReport]) -> Result<String, Error> {
             tc.set_system_out(format!("artifacts:\n{}\n", list.join("\n")));
         }
         suites[idx].1.add_test_case(tc);
+        // Each KTAP test of the case is a test case of its own, named under the case.
+        for t in r.steps.iter().flat_map(|s| &s.ktap) {
+            suites[idx].1.add_test_case(ktap_case(r, t));
+        }
     }
     report.add_test_suites(suites.into_iter().map(|(_, s)| s));
     Ok(report.to_string()?)
+}
+
+fn ktap_case(r: &CaseReport, t: &crate::exec::ktap::KtapResult) -> TestCase {
+    use crate::exec::ktap::KtapOutcome;
+    let status = match &t.outcome {
+        KtapOutcome::Pass => TestCaseStatus::success(),
+        KtapOutcome::Skip(why) => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(why.clone());
+            s
+        }
+        KtapOutcome::ExpectedFail => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message("expected failure (KTAP XFAIL/TODO)");
+            s
+        }
+        KtapOutcome::Fail => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("KTAP test {} failed", t.name));
+            s.set_type("ktap");
+            s.set_description(t.diagnostics.join("\n"));
+            s
+        }
+    };
+    let mut tc = TestCase::new(format!("{}/{}", r.id.case, t.name), status);
+    tc.set_classname(format!("{}.{}", r.id.kernel, r.id.spec));
+    tc
 }
 
 impl Reporter for Junit {

@@ -59,5 +59,16 @@ pub fn count(reports: &[CaseReport]) -> Counts {
     c
 }
 
+/// How reports name a KTAP test's outcome, and its reason if it has one.
+pub fn ktap_outcome(o: &crate::exec::ktap::KtapOutcome) -> (&'static str, Option<&str>) {
+    use crate::exec::ktap::KtapOutcome;
+    match o {
+        KtapOutcome::Pass => ("passed", None),
+        KtapOutcome::Fail => ("failed", None),
+        KtapOutcome::Skip(why) => ("skipped", Some(why)),
+        KtapOutcome::ExpectedFail => ("xfailed", None),
+    }
+}
+
 #[cfg(test)]
 mod snapshots;

@@ -47,6 +47,7 @@ fn case(name: &str, line: usize, outcome: Outcome) -> CaseReport {
             passed: true,
             cpu_us: Some(900),
             memory_peak: Some(1 << 20),
+            ktap: vec![],
         }],
         note: None,
         artifacts: vec![],
@@ -61,6 +62,47 @@ fn failure(kind: FailureKind, message: &str, details: Vec<Detail>) -> Outcome {
         message: message.into(),
         details,
     })
+}
+
+/// A failed case whose KTAP step holds a pass, a skip and a failure with diagnostics, and
+/// whose artifacts were copied.
+fn kunit() -> CaseReport {
+    use crate::exec::ktap::{KtapOutcome, KtapResult};
+    let result = |name: &str, outcome, diagnostics: &[&str]| KtapResult {
+        name: name.into(),
+        outcome,
+        diagnostics: diagnostics.iter().map(|d| d.to_string()).collect(),
+    };
+    let mut r = case(
+        "kunit suite",
+        30,
+        failure(
+            FailureKind::Assertion,
+            "ktap: 1 of 3 tests failed: example/fails",
+            vec![Detail::Lines {
+                heading: "ktap: example/fails failed".into(),
+                lines: vec!["# fails: EXPECTATION FAILED at kspec_kunit.c:12".into()],
+            }],
+        ),
+    );
+    r.steps[0].ktap = vec![
+        result("example/passes", KtapOutcome::Pass, &[]),
+        result(
+            "example/skipped",
+            KtapOutcome::Skip("no hardware".into()),
+            &[],
+        ),
+        result(
+            "example/fails",
+            KtapOutcome::Fail,
+            &["# fails: EXPECTATION FAILED at kspec_kunit.c:12"],
+        ),
+    ];
+    r.artifacts = vec![
+        PathBuf::from("artifacts/6.12/demo/kunit_suite/console.log"),
+        PathBuf::from("artifacts/6.12/demo/kunit_suite/kernel.log"),
+    ];
+    r
 }
 
 fn run() -> (Vec<Event>, Vec<CaseReport>) {
@@ -111,6 +153,26 @@ fn run() -> (Vec<Event>, Vec<CaseReport>) {
             Outcome::Skipped("kernel 6.12 lacks KASAN".into()),
         ),
         noted,
+        case(
+            "known bug",
+            22,
+            Outcome::XFailed {
+                reason: "kchan#12: stats race".into(),
+                failure: Failure {
+                    kind: FailureKind::Assertion,
+                    step: "cat /proc/kchan/stats".into(),
+                    line: 24,
+                    message: "stdout lines differ".into(),
+                    details: vec![],
+                },
+            },
+        ),
+        case(
+            "fixed bug",
+            26,
+            Outcome::XPassed("kchan#9: fixed since".into()),
+        ),
+        kunit(),
     ];
     let mut events = vec![Event::VmBooted {
         kernel: "6.12".into(),
