@@ -18,6 +18,8 @@ use kspec::vm::{self, StepRequest};
 struct Kernel {
     image: Image,
     faults_ko: PathBuf,
+    /// kspec_kunit.ko (runner/tests/kunit), on kernels built with KUnit.
+    kunit_ko: Option<PathBuf>,
 }
 
 struct Setup {
@@ -54,7 +56,24 @@ fn setup() -> &'static Setup {
                 )
                 .expect("kspec_faults.ko")
                 .ko;
-                Kernel { image, faults_ko }
+                let kunit_ko = image.built.has_symbol("KUNIT").then(|| {
+                    image::module::build(
+                        &image.kernel.name,
+                        &image.built,
+                        &project.root.join("runner/tests/kunit"),
+                        "kspec_kunit",
+                        &tc,
+                        &cache,
+                        &progress,
+                    )
+                    .expect("kspec_kunit.ko")
+                    .ko
+                });
+                Kernel {
+                    image,
+                    faults_ko,
+                    kunit_ko,
+                }
             })
             .collect();
         Setup {
@@ -389,4 +408,58 @@ fn kasan_reports_are_kasan_allowed_whole_and_a_second_one_is_still_caught() {
     );
     passed(&r[1]);
     assert!(r[1].note.as_deref().unwrap_or("").contains("fresh VM"));
+}
+
+#[test]
+fn a_failing_kunit_case_fails_its_own_result_with_its_diagnostics() {
+    let Some(k) = kernel("6.12-debug") else {
+        println!("6.12-debug not selected (KSPEC_KERNELS): nothing to check");
+        return;
+    };
+    let ko = k.kunit_ko.as_ref().expect("6.12-debug is built with KUnit");
+    let text = format!(
+        concat!(
+            "files:\n  - {{ src: {ko}, dest: /lib/modules/kspec_kunit.ko }}\n",
+            "setup:\n  - run: mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug\n",
+            "cases:\n",
+            "  - name: kunit suite\n    steps:\n",
+            "      - run: insmod /lib/modules/kspec_kunit.ko && cat /sys/kernel/debug/kunit/kspec-kunit/results\n",
+            "        ktap: true\n",
+            "        allow: [taint]\n",
+        ),
+        ko = ko.display()
+    );
+    let s = spec::load_str(Path::new("kunit.yaml"), &text).expect("valid spec");
+    let (tx, _rx) = mpsc::channel();
+    let r = exec::run_spec(&k.image, &s, &|_| true, &setup().settings, &tx);
+    let f = failed(
+        &r[0],
+        FailureKind::Assertion,
+        "ktap: 1 of 3 tests failed: kspec-kunit/kspec_fails",
+    );
+    use exec::ktap::KtapOutcome;
+    let results = &r[0].steps.last().expect("the KTAP step").ktap;
+    let by = |n: &str| {
+        results
+            .iter()
+            .find(|t| t.name == format!("kspec-kunit/{n}"))
+            .unwrap_or_else(|| panic!("no result {n} in {results:?}"))
+    };
+    assert_eq!(by("kspec_passes").outcome, KtapOutcome::Pass);
+    assert_eq!(
+        by("kspec_skipped").outcome,
+        KtapOutcome::Skip("nothing to test on this machine".into())
+    );
+    let fails = by("kspec_fails");
+    assert_eq!(fails.outcome, KtapOutcome::Fail);
+    let diag = fails.diagnostics.join("\n");
+    assert!(diag.contains("EXPECTATION FAILED"), "{diag}");
+    assert!(diag.contains("kspec wants this case to fail"), "{diag}");
+    // The failure shows the failed test's diagnostics.
+    assert!(
+        f.details.iter().any(|d| matches!(d, exec::Detail::Lines { heading, lines }
+            if heading.contains("kspec_fails") && lines.iter().any(|l| l.contains("EXPECTATION FAILED")))),
+        "{:?}",
+        f.details
+    );
 }

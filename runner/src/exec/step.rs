@@ -220,8 +220,8 @@ fn run_once(
 }
 
 /// Run `cmd` until the step's expectations hold. Only unmet expectations are retried: a
-/// kernel report, a timeout or a dead VM ends the step at once. The step's timeout bounds
-/// all attempts together; the failure is the last attempt's.
+/// kernel report, a hung attempt or a dead VM ends the step at once. The step's timeout bounds
+/// all attempts together; the failure is the last finished attempt's.
 fn wait_until(
     env: &mut StepEnv,
     step: &Step,
@@ -231,33 +231,38 @@ fn wait_until(
     p: &StepPlace,
     started: Instant,
 ) -> Result<(), Failure> {
+    // An attempt given less than this would fail by its own timeout, not by its output.
+    const MIN_ATTEMPT: Duration = Duration::from_millis(250);
     let deadline = started + p.timeout;
     let mut attempts = 0;
+    let not_so = |mut f: Failure, attempts: u32| {
+        f.message = format!(
+            "not so after {attempts} attempts in {:.1}s: {}",
+            started.elapsed().as_secs_f64(),
+            f.message
+        );
+        f
+    };
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         let req = StepRequest {
             script: cmd,
-            timeout: left.max(Duration::from_millis(1)),
+            timeout: left.max(MIN_ATTEMPT),
             stdout_limit: p.output_limit,
             stderr_limit: p.output_limit,
             env: p.env,
         };
         let (out, finding, kmsg) = run_once(env, &req, me.clone(), p, started)?;
-        let result = check_step(env, step, p, &out, finding, &kmsg);
-        let retry = matches!(&result, Err(f) if f.kind == FailureKind::Assertion)
-            && Instant::now() + interval < deadline;
-        if !retry {
-            return result.map_err(|mut f| {
-                if f.kind == FailureKind::Assertion {
-                    f.message = format!(
-                        "not so after {attempts} attempts in {:.1}s: {}",
-                        started.elapsed().as_secs_f64(),
-                        f.message
-                    );
+        match check_step(env, step, p, &out, finding, &kmsg) {
+            Ok(()) => return Ok(()),
+            Err(f) if f.kind != FailureKind::Assertion => return Err(f),
+            Err(f) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left < interval + MIN_ATTEMPT {
+                    return Err(not_so(f, attempts));
                 }
-                f
-            });
+            }
         }
         // Only the last attempt is the step's report.
         env.steps.pop();

@@ -35,6 +35,10 @@ pub struct Kernel {
     /// Extra kernel command line for this kernel's VMs.
     #[serde(default)]
     pub cmdline: Option<String>,
+    /// Modules of the kernel tree itself (paths in the build, e.g. "lib/list-test.ko", built
+    /// because the fragments make them =m), packed as /lib/modules/<file name>.
+    #[serde(default)]
+    pub tree_modules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

@@ -154,6 +154,25 @@ pub fn build_images(
                     .collect(),
             });
         }
+        let mut tree_modules = Vec::new();
+        for rel in &k.tree_modules {
+            let ko = built.build_dir.join(rel);
+            let name = Path::new(rel)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            match name {
+                Some(name) if ko.is_file() && rel.ends_with(".ko") => {
+                    key = key.file(&format!("tree module {rel}"), &ko)?;
+                    tree_modules.push((name, ko));
+                }
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{}: tree_modules names {rel}, which the build did not make (is it =m in the fragments?)",
+                        k.name
+                    )))
+                }
+            }
+        }
         let release = built.release()?;
         let key = key
             .str("tools", &tools.key)
@@ -171,6 +190,11 @@ pub fn build_images(
             let module_files: Vec<(&str, &Path)> = modules
                 .iter()
                 .map(|m| (m.name.as_str(), m.ko.as_path()))
+                .chain(
+                    tree_modules
+                        .iter()
+                        .map(|(n, ko)| (n.as_str(), ko.as_path())),
+                )
                 .collect();
             let programs: Vec<&Path> = tools.programs.iter().map(PathBuf::as_path).collect();
             let inputs = initramfs::BaseInputs {
