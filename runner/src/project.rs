@@ -49,6 +49,9 @@ pub struct GuestDef {
     /// Files and directories the packages are built from (their cache key).
     #[serde(default)]
     pub sources: Vec<PathBuf>,
+    /// Ready-made static programs, each installed as /usr/bin/<file name>.
+    #[serde(default)]
+    pub programs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -160,6 +163,16 @@ impl Project {
                 return Err(format!("guest package {p:?} is not a package name"));
             }
         }
+        let mut names: std::collections::HashSet<String> =
+            f.guest.packages.iter().cloned().collect();
+        for p in &f.guest.programs {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            match name {
+                Some(n) if names.insert(n.clone()) => {}
+                Some(n) => return Err(format!("guest program {n:?} is given twice")),
+                None => return Err(format!("guest program {} is not a file name", p.display())),
+            }
+        }
         Ok(Project {
             root: root.to_owned(),
             framework: framework_root(),
@@ -176,6 +189,7 @@ impl Project {
             guest: GuestDef {
                 packages: f.guest.packages,
                 sources: f.guest.sources.iter().map(|p| abs(p)).collect(),
+                programs: f.guest.programs.iter().map(|p| abs(p)).collect(),
             },
             bench: f.bench,
         })

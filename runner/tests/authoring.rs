@@ -280,3 +280,63 @@ fn rerun_failed_runs_only_what_failed_last_time() {
     assert_eq!(code, Some(0));
     assert!(err.contains("had no failed case"), "{err}");
 }
+
+#[test]
+fn bless_rewrites_exact_expectations_in_place_and_a_rerun_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("bless.yaml");
+    let before = r#"# Expectations written before the code was.
+cases:
+  - name: outputs
+    steps:
+      - run: echo hello   # the greeting
+        stdout: "hallo\n"
+      - run: printf 'a\nb\n' >&2
+        stderr: { lines: [a, c] }   # two lines
+      - run: printf 'x\n'
+        stdout:
+          equals: |
+            y
+        exit: 0
+"#;
+    std::fs::write(&spec, before).unwrap();
+    let kspec = |bless: bool| {
+        let mut c = assert_cmd::Command::cargo_bin("kspec").unwrap();
+        c.env("KSPEC_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env_remove("KSPEC_BLESS")
+            .arg("run")
+            .arg(&spec);
+        if bless {
+            c.arg("--bless");
+        }
+        let out = c.output().unwrap();
+        println!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.code()
+    };
+    assert_eq!(
+        kspec(true),
+        Some(1),
+        "the blessing run still reports the failure"
+    );
+    let after = std::fs::read_to_string(&spec).unwrap();
+    let want = r#"# Expectations written before the code was.
+cases:
+  - name: outputs
+    steps:
+      - run: echo hello   # the greeting
+        stdout: "hello\n"
+      - run: printf 'a\nb\n' >&2
+        stderr: { lines: ["a", "b"] }   # two lines
+      - run: printf 'x\n'
+        stdout:
+          equals: |
+            x
+        exit: 0
+"#;
+    assert_eq!(after, want);
+    assert_eq!(kspec(false), Some(0), "a rerun passes");
+}

@@ -1,17 +1,18 @@
 //! `kspec run`: specs on kernels, rendered by every reporter asked for.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use super::{err, load_specs, prepare_err, project_and_kernels, stop_vms_on_interrupt};
-use crate::exec::{self, CaseId, Event, PrepareOptions};
+use crate::exec::{self, CaseId, CaseReport, Event, PrepareOptions};
 use crate::exit::{ENV as EXIT_ENV, FAILED as EXIT_FAILED, INVALID as EXIT_INVALID};
 use crate::image::{self, StderrProgress};
 use crate::project::Project;
 use crate::report::{self, github::Github, human::Human, json::JsonLines, junit::Junit, Reporter};
 use crate::spec;
+use crate::spec::bless::BlessEdit;
 use crate::vm::AccelChoice;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -57,6 +58,11 @@ pub struct RunArgs {
     /// kept in the cache).
     #[arg(long)]
     pub rerun_failed: bool,
+    /// Rewrite the exact expectations that failed (plain `stdout:`/`stderr:` strings, `equals`,
+    /// `lines`) in the spec files from the actual output, keeping comments and layout. Also
+    /// KSPEC_BLESS=1.
+    #[arg(long, env = "KSPEC_BLESS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub bless: bool,
     /// When a case fails, copy its VM's kernel log, console and the guest files its spec lists
     /// (`artifacts:`) under DIR/<kernel>/<spec>/<case>/, and name them in the report.
     #[arg(long, value_name = "DIR")]
@@ -90,6 +96,7 @@ pub fn run(args: RunArgs) -> u8 {
     settings.isolation = args.isolation;
     settings.repeat = args.repeat;
     settings.artifacts = args.artifacts.clone();
+    settings.bless = args.bless;
     let last_run = last_run_file(&project);
     let rerun = if args.rerun_failed {
         match failed_in(&last_run) {
@@ -168,11 +175,61 @@ pub fn run(args: RunArgs) -> u8 {
     if reports.is_empty() {
         return err(EXIT_INVALID, "no case matched");
     }
+    if args.bless {
+        if let Err(e) = bless(&reports) {
+            code = err(EXIT_ENV, e);
+        }
+    }
     if counts.failed > 0 {
         EXIT_FAILED
     } else {
         code
     }
+}
+
+/// Write the failed exact expectations of `reports` into their spec files. A value that two
+/// runs of a step saw differently (a repeated case, a shared step list) is left alone.
+fn bless(reports: &[CaseReport]) -> Result<(), String> {
+    let mut by_file: BTreeMap<&Path, Vec<BlessEdit>> = BTreeMap::new();
+    let mut conflicting = HashSet::new();
+    for r in reports.iter().filter(|r| r.outcome.is_failure()) {
+        for e in r.steps.iter().flat_map(|s| &s.bless) {
+            let edits = by_file.entry(&r.file).or_default();
+            match edits.iter().find(|x| x.path == e.path) {
+                Some(x) if x.value != e.value => {
+                    conflicting.insert((r.file.clone(), e.path.clone()));
+                }
+                Some(_) => {}
+                None => edits.push(e.clone()),
+            }
+        }
+    }
+    for (file, mut edits) in by_file {
+        edits.retain(|e| {
+            let clash = conflicting.contains(&(file.to_owned(), e.path.clone()));
+            if clash {
+                eprintln!(
+                    "kspec: bless: {}: {} got different output in different runs; left as it is",
+                    file.display(),
+                    e.path
+                );
+            }
+            !clash
+        });
+        if edits.is_empty() {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let new = spec::bless::apply(&text, &edits)
+            .map_err(|e| format!("bless: {}: {e}", file.display()))?;
+        std::fs::write(file, new).map_err(|e| format!("{}: {e}", file.display()))?;
+        eprintln!(
+            "kspec: blessed {} expectation(s) in {}; run again to check",
+            edits.len(),
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Where the last run of `project` is recorded: in the cache, one file per project.

@@ -2,6 +2,7 @@
 
 use regex::Regex;
 
+use crate::spec::bless::BlessValue;
 use crate::spec::{ExitExpect, TextExpect, TextRules};
 
 /// One unmet expectation.
@@ -10,12 +11,16 @@ pub struct Problem {
     pub message: String,
     /// (expected, actual) when a diff helps.
     pub diff: Option<(String, String)>,
+    /// An exact expectation `--bless` can rewrite: (the key under the text's, e.g. ".lines";
+    /// "" for a plain string, its value.
+    pub bless: Option<(&'static str, BlessValue)>,
 }
 
 pub fn problem(message: String) -> Problem {
     Problem {
         message,
         diff: None,
+        bless: None,
     }
 }
 
@@ -52,9 +57,15 @@ pub fn check_text(
     let mut out = Vec::new();
     if let Some(e) = &r.equals {
         if e != actual {
+            let key = if matches!(exp, TextExpect::Plain(_)) {
+                ""
+            } else {
+                ".equals"
+            };
             out.push(Problem {
                 message: format!("{what} differs"),
                 diff: Some((e.clone(), actual.to_owned())),
+                bless: Some((key, BlessValue::Text(actual.to_owned()))),
             });
         }
     }
@@ -63,6 +74,7 @@ pub fn check_text(
             out.push(Problem {
                 message: format!("{what} does not contain {c:?}"),
                 diff: None,
+                bless: None,
             });
         }
     }
@@ -85,9 +97,11 @@ pub fn check_text(
         if got != lines.iter().map(String::as_str).collect::<Vec<_>>() {
             let mut exp = lines.join("\n");
             exp.push('\n');
+            let got = got.into_iter().map(str::to_owned).collect();
             out.push(Problem {
                 message: format!("{what} lines differ"),
                 diff: Some((exp, actual.to_owned())),
+                bless: Some((".lines", BlessValue::Lines(got))),
             });
         }
     }

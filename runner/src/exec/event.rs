@@ -62,6 +62,8 @@ pub struct StepReport {
     pub memory_peak: Option<u64>,
     /// The tests of a `ktap: true` step's output, each reported on its own.
     pub ktap: Vec<super::ktap::KtapResult>,
+    /// What `--bless` would write into the spec for the exact expectations that failed.
+    pub bless: Vec<crate::spec::bless::BlessEdit>,
 }
 
 #[derive(Debug, Clone)]

@@ -106,6 +106,7 @@ fn run_fixed(
         timeout: Duration::from_secs(60),
         output_limit: DEFAULT_OUTPUT_LIMIT,
         env: &[],
+        path: "",
     };
     let mut backgrounds = HashMap::new();
     let mut env = StepEnv {
@@ -164,6 +165,7 @@ pub(super) fn settle(
         timeout: quiet,
         output_limit: 0,
         env: &[],
+        path: "",
     };
     if quiet.is_zero() {
         g.ledger.end_case();
@@ -191,19 +193,22 @@ fn timeout_of(spec: &LoadedSpec, case: &Case, step: &Step) -> Duration {
 
 /// Run case `ci`: its steps (setup included) until one fails, then its teardown unless the
 /// VM is lost; the case's result is the first failure.
+/// With `blessing`, a step that fails only by output `--bless` will rewrite does not stop the
+/// case: the steps after it run, so one run blesses them all.
 pub(super) fn run_case(
     g: &mut Guest,
     spec: &LoadedSpec,
     ci: usize,
+    blessing: bool,
     steps: &mut Vec<StepReport>,
 ) -> Result<(), Failure> {
     let plan = spec.plan(ci);
     let case = &spec.spec.cases[ci];
-    let result = run_steps(g, spec, case, &plan.steps, steps);
+    let result = run_steps(g, spec, case, &plan.steps, blessing, steps);
     if plan.teardown.is_empty() || matches!(&result, Err(f) if vm_lost(f)) {
         return result;
     }
-    let torn = run_steps(g, spec, case, &plan.teardown, steps);
+    let torn = run_steps(g, spec, case, &plan.teardown, blessing, steps);
     result.and(torn)
 }
 
@@ -220,6 +225,7 @@ fn run_steps(
     spec: &LoadedSpec,
     case: &Case,
     planned: &[PlannedStep],
+    blessing: bool,
     steps: &mut Vec<StepReport>,
 ) -> Result<(), Failure> {
     let mut backgrounds: HashMap<String, u32> = HashMap::new();
@@ -236,6 +242,7 @@ fn run_steps(
                 .or(spec.spec.output_limit)
                 .map_or(DEFAULT_OUTPUT_LIMIT, |l| l.0),
             env: &ps.env,
+            path: &ps.path,
         };
         let mut env = StepEnv {
             vm: &mut g.vm,
@@ -244,8 +251,13 @@ fn run_steps(
             steps,
         };
         if let Err(f) = execute(&mut env, &ps.step, &ps.action, &place) {
-            result = Err(f);
-            break;
+            let blessed = blessing && steps.last().is_some_and(|s| !s.bless.is_empty());
+            if result.is_ok() {
+                result = Err(f);
+            }
+            if !blessed {
+                break;
+            }
         }
     }
     // A failed case may leave background commands running: stop them before the next case.

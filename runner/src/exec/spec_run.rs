@@ -34,6 +34,8 @@ pub struct RunSettings {
     pub repeat: u32,
     /// Where failed cases leave their kernel log, console and listed files (`--artifacts`).
     pub artifacts: Option<PathBuf>,
+    /// Go on past steps whose only problems `--bless` rewrites.
+    pub bless: bool,
 }
 
 impl RunSettings {
@@ -54,6 +56,7 @@ impl RunSettings {
             isolation: Isolation::Spec,
             repeat: 1,
             artifacts: None,
+            bless: false,
         }
     }
 }
@@ -310,7 +313,7 @@ impl VmSlot {
             }
         }
         let g = self.guest.as_mut().expect("VM started above");
-        let mut result = run_case(g, c.spec, c.ci, steps);
+        let mut result = run_case(g, c.spec, c.ci, c.settings.bless, steps);
         let unload = c.spec.spec.module.as_ref().is_some_and(|m| m.unload);
         if result.is_ok() && c.last_in_vm && unload {
             result = unload_module(g, c.image, c.spec, steps);

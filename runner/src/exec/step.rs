@@ -8,6 +8,7 @@ use super::check::{self, Problem};
 use super::event::{Detail, Failure, FailureKind, StepReport};
 use super::ktap::{self, KtapOutcome};
 use super::ledger::{Finding, Ledger, Owner, StepRef};
+use crate::spec::bless::BlessEdit;
 use crate::spec::{format_size, Action, Step};
 use crate::vm::{normalise_newlines, StepOutput, StepRequest, Vm, VmError};
 
@@ -32,6 +33,8 @@ pub struct StepPlace<'a> {
     pub output_limit: u64,
     /// Environment of the step's command.
     pub env: &'a [(String, String)],
+    /// Its YAML path in the spec file ("" for steps kspec adds itself).
+    pub path: &'a str,
 }
 
 fn failure(kind: FailureKind, p: &StepPlace, message: String, details: Vec<Detail>) -> Failure {
@@ -87,6 +90,7 @@ pub fn vm_failure(
         cpu_us: None,
         memory_peak: None,
         ktap: vec![],
+        bless: vec![],
     });
     let mut details = vec![Detail::Lines {
         heading: "console (last lines)".into(),
@@ -157,6 +161,7 @@ pub fn execute(
                 cpu_us: None,
                 memory_peak: None,
                 ktap: vec![],
+                bless: vec![],
             });
             return Ok(());
         }
@@ -363,6 +368,7 @@ fn check_step(
         cpu_us: Some(r.cpu_us),
         memory_peak: Some(r.memory_peak),
         ktap: vec![],
+        bless: vec![],
     });
     let fail = |kind, message: String, mut details: Vec<Detail>| {
         details.extend(context.clone());
@@ -404,11 +410,28 @@ fn check_step(
     }
     let mut problems: Vec<Problem> = Vec::new();
     problems.extend(check::check_exit(step.exit, exit));
-    if let Some(e) = &step.stdout {
-        problems.extend(check::check_text("stdout", e, &stdout, false));
+    let mut bless = Vec::new();
+    for (field, exp, text) in [
+        ("stdout", &step.stdout, &stdout),
+        ("stderr", &step.stderr, &stderr),
+    ] {
+        let Some(e) = exp else { continue };
+        for mut pr in check::check_text(field, e, text, false) {
+            if let (Some((key, value)), false) = (pr.bless.take(), p.path.is_empty()) {
+                bless.push(BlessEdit {
+                    path: format!("{}.{field}{key}", p.path),
+                    value,
+                });
+            }
+            problems.push(pr);
+        }
     }
-    if let Some(e) = &step.stderr {
-        problems.extend(check::check_text("stderr", e, &stderr, false));
+    // Only edits that make the step pass are worth writing (and let a blessing run go on).
+    let all_blessable = bless.len() == problems.len();
+    if let Some(s) = env.steps.last_mut() {
+        if all_blessable {
+            s.bless = bless;
+        }
     }
     if let Some(e) = &step.kmsg {
         problems.extend(check::check_text("kernel log", e, &kmsg_text, true));

@@ -115,6 +115,17 @@ pub fn build_images(
         progress,
     )?;
     let agent = tools::build_agent(&project.framework, &cache, progress)?;
+    let mut programs = tools.programs.clone();
+    for p in &guest.programs {
+        if !p.is_file() {
+            return Err(Error::Config(format!(
+                "{}: guest program {} is not a file",
+                project.root.join(crate::project::FILE_NAME).display(),
+                p.display()
+            )));
+        }
+        programs.push(p.clone());
+    }
     let init = project.guest_init();
     let rootfs = project.guest_rootfs();
     let mut images = Vec::new();
@@ -174,14 +185,17 @@ pub fn build_images(
             }
         }
         let release = built.release()?;
-        let key = key
+        let mut key = key
             .str("tools", &tools.key)
             .file("agent", &agent)?
             .str("release", &release)
             .file("init", &init)?
             .dir("rootfs", &rootfs, &|_| true)?
-            .file("busybox", busybox)?
-            .finish();
+            .file("busybox", busybox)?;
+        for p in &guest.programs {
+            key = key.file(&format!("program {}", p.display()), p)?;
+        }
+        let key = key.finish();
         let initramfs = cache
             .dir(&["images"])?
             .join(format!("{}-{key}.cpio", k.name));
@@ -196,13 +210,13 @@ pub fn build_images(
                         .map(|(n, ko)| (n.as_str(), ko.as_path())),
                 )
                 .collect();
-            let programs: Vec<&Path> = tools.programs.iter().map(PathBuf::as_path).collect();
+            let program_files: Vec<&Path> = programs.iter().map(PathBuf::as_path).collect();
             let inputs = initramfs::BaseInputs {
                 busybox,
                 init: &init,
                 rootfs: &rootfs,
                 modules: &module_files,
-                programs: &programs,
+                programs: &program_files,
                 agent: &agent,
                 release: &release,
             };
@@ -222,7 +236,7 @@ pub fn build_images(
             kernel: (*k).clone(),
             built,
             modules,
-            programs: tools.programs.clone(),
+            programs: programs.clone(),
             agent: agent.clone(),
             initramfs,
         });

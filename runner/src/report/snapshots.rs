@@ -48,6 +48,7 @@ fn case(name: &str, line: usize, outcome: Outcome) -> CaseReport {
             cpu_us: Some(900),
             memory_peak: Some(1 << 20),
             ktap: vec![],
+            bless: vec![],
         }],
         note: None,
         artifacts: vec![],

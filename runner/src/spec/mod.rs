@@ -1,6 +1,7 @@
 //! Spec model (the lowest layer): parse, validate and locate YAML spec files.
 
 mod action;
+pub mod bless;
 mod discover;
 mod load;
 mod locate;
