@@ -166,7 +166,7 @@ fn project_figures(
 }
 
 pub fn bench(args: BenchArgs) -> u8 {
-    crate::cli::stop_vms_on_interrupt();
+    crate::vm::live::stop_all_on_interrupt();
     match run_bench(&args) {
         Ok(()) => 0,
         Err((code, e)) => {

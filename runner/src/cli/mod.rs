@@ -166,23 +166,6 @@ pub fn build(kernel: Option<&str>, kernel_src: Option<PathBuf>, jobs: usize) -> 
     }
 }
 
-/// On SIGINT, SIGTERM or SIGHUP (Ctrl-C, a cancelled CI job): stop every VM, remove their
-/// directories and exit 128+signal. Reports written so far (JUnit, JSON file) stay complete:
-/// they are rewritten after every case.
-pub fn stop_vms_on_interrupt() {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-        return;
-    };
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            let n = vm::live::stop_all();
-            eprintln!("kspec: interrupted (signal {sig}): stopped {n} VM(s) and removed their directories");
-            std::process::exit(128 + sig);
-        }
-    });
-}
-
 pub fn shell(kernel: Option<&str>, accel: AccelChoice) -> u8 {
     let (project, kernels) = match project_and_kernels(kernel) {
         Ok(x) if x.1.len() == 1 => x,

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use super::{err, load_specs, prepare_err, project_and_kernels, stop_vms_on_interrupt};
+use super::{err, load_specs, prepare_err, project_and_kernels};
 use crate::exec::{self, CaseId, CaseReport, Event, PrepareOptions};
 use crate::exit::{ENV as EXIT_ENV, FAILED as EXIT_FAILED, INVALID as EXIT_INVALID};
 use crate::image::{self, StderrProgress};
@@ -152,7 +152,7 @@ pub fn run(args: RunArgs) -> u8 {
     }) {
         reporters.push(Box::new(JsonLines::new(std::io::LineWriter::new(f))));
     }
-    stop_vms_on_interrupt();
+    crate::vm::live::stop_all_on_interrupt();
     let (tx, rx) = mpsc::channel::<Event>();
     let render = std::thread::spawn(move || {
         for ev in rx {

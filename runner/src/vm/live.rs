@@ -61,3 +61,20 @@ pub fn stop_all() -> usize {
     std::mem::forget(l);
     n
 }
+
+/// On SIGINT, SIGTERM or SIGHUP (Ctrl-C, a cancelled CI job): stop every VM, remove their
+/// directories and exit 128+signal. Reports written so far (JUnit, JSON file) stay complete:
+/// they are rewritten after every case.
+pub fn stop_all_on_interrupt() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let n = stop_all();
+            eprintln!("kspec: interrupted (signal {sig}): stopped {n} VM(s) and removed their directories");
+            std::process::exit(128 + sig);
+        }
+    });
+}

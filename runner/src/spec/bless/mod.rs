@@ -21,6 +21,17 @@ pub struct BlessEdit {
     pub value: BlessValue,
 }
 
+/// Why a file was not rewritten; each names the YAML path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlessError {
+    #[error("{0}: no such value to rewrite")]
+    NotFound(String),
+    #[error("{0}: cannot find its end")]
+    NoEnd(String),
+    #[error("{0}: the rewritten value does not read back")]
+    ReadBack(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Scalar(TScalarStyle),
@@ -43,15 +54,15 @@ struct Node {
 
 /// Rewrite `text` with `edits`; an edit whose value cannot be found or does not read back is
 /// an error naming its path, and nothing is rewritten then.
-pub fn apply(text: &str, edits: &[BlessEdit]) -> Result<String, String> {
+pub fn apply(text: &str, edits: &[BlessEdit]) -> Result<String, BlessError> {
     let nodes = value_nodes(text);
     let mut spans = Vec::new();
     for e in edits {
         let node = nodes
             .get(&e.path)
-            .ok_or_else(|| format!("{}: no such value to rewrite", e.path))?;
+            .ok_or_else(|| BlessError::NotFound(e.path.clone()))?;
         let start = span_start(text, node);
-        let end = span_end(text, node).ok_or_else(|| format!("{}: cannot find its end", e.path))?;
+        let end = span_end(text, node).ok_or_else(|| BlessError::NoEnd(e.path.clone()))?;
         spans.push((start, end, render(text, node, &e.value)));
     }
     spans.sort_by_key(|s| std::cmp::Reverse(s.0));
@@ -61,10 +72,7 @@ pub fn apply(text: &str, edits: &[BlessEdit]) -> Result<String, String> {
     }
     for e in edits {
         if read_back(&out, &e.path).as_ref() != Some(&e.value) {
-            return Err(format!(
-                "{}: the rewritten value does not read back",
-                e.path
-            ));
+            return Err(BlessError::ReadBack(e.path.clone()));
         }
     }
     Ok(out)
