@@ -3,6 +3,7 @@
 //! class of work done by the kernel's own code, in the same guest).
 
 use crate::abi;
+use crate::args::{parse_iterations, parse_u32};
 use crate::bench_reference as reference;
 use crate::error::{Error, Result};
 use crate::mmap::{page_size, shared_size, Mapping};
@@ -14,6 +15,26 @@ use nix::fcntl::OFlag;
 use std::hint::black_box;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    target: Target,
+    /// Operations per latency row (mmap/memcpy: about this many pages copied)
+    #[arg(long, default_value = "10000", value_parser = parse_iterations)]
+    iterations: usize,
+    /// Messages per burst run
+    #[arg(long, default_value = "100000", value_parser = parse_u32)]
+    burst_count: u32,
+    /// Payload bytes per burst message
+    #[arg(long, default_value = "64", value_parser = parse_u32)]
+    burst_size: u32,
+    /// Burst runs (min/median/p99 are over runs)
+    #[arg(long, default_value = "3", value_parser = parse_iterations)]
+    burst_runs: usize,
+    #[arg(long)]
+    json: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -184,10 +205,9 @@ pub struct Options {
     pub burst_count: u32,
     pub burst_size: u32,
     pub burst_runs: usize,
-    pub json: bool,
 }
 
-pub fn run(o: &Options) -> Result<Vec<Row>> {
+pub fn measure(o: &Options) -> Result<Vec<Row>> {
     let want = |t: Target| o.target == t || o.target == Target::All;
     let n = o.iterations;
     let mut rows = Vec::new();
@@ -480,9 +500,18 @@ pub fn json(rows: &[Row]) -> String {
     format!("[{}]", items.join(","))
 }
 
-pub fn cmd_bench(o: &Options) -> Result<()> {
-    let rows = run(o)?;
-    if o.json {
+/// `kchanctl bench`; `base` and `unit` are the global options.
+pub fn run(a: BenchArgs, base: i32, unit: i32) -> Result<()> {
+    let rows = measure(&Options {
+        target: a.target,
+        iterations: a.iterations,
+        base,
+        unit,
+        burst_count: a.burst_count,
+        burst_size: a.burst_size,
+        burst_runs: a.burst_runs,
+    })?;
+    if a.json {
         output::line(&json(&rows))
     } else {
         output::raw(table(&rows).as_bytes())

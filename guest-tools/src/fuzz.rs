@@ -32,6 +32,7 @@
 //!   netlink payloads) can look like a kernel report (`BUG:`, `WARNING:`, `Oops#`) to kspec.
 
 use crate::abi;
+use crate::args::{parse_iterations, parse_procs, parse_u64};
 use crate::error::{Error, Result};
 use crate::escape::escape;
 use crate::mmap::page_size;
@@ -123,6 +124,24 @@ impl Rng {
 }
 
 // ---- channels, counts, options ------------------------------------------------------------------
+
+/// `fuzz`: bad lengths, bad pointers, malformed netlink framing, odd mmap offsets, concurrent
+/// workers and munmap races. Every refused call is counted, never fatal (the module may even
+/// be unloaded meanwhile); the kernel's own checkers (KASAN, lockdep, ...) find the bugs.
+#[derive(clap::Args, Debug)]
+pub struct FuzzArgs {
+    #[arg(value_enum)]
+    target: Target,
+    /// Operations per channel and worker
+    #[arg(long, default_value = "1000", value_parser = parse_iterations)]
+    iterations: usize,
+    /// PRNG seed; worker i uses SEED+i
+    #[arg(long, default_value = "0", value_parser = parse_u64)]
+    seed: u64,
+    /// Worker processes running at once (fork)
+    #[arg(long, default_value = "1", value_parser = parse_procs)]
+    procs: usize,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -2536,8 +2555,16 @@ pub fn summarize(
 }
 
 /// `kchanctl fuzz`: prints one summary line per channel; exit 1 on a violation or a crash.
-pub fn cmd_fuzz(o: &Options) -> Result<()> {
-    let reports = run_workers(o)?;
+/// `base` and `unit` are the global options.
+pub fn run(a: FuzzArgs, base: i32, unit: i32) -> Result<()> {
+    let o = Options {
+        target: a.target,
+        iterations: a.iterations as u64,
+        seed: a.seed,
+        procs: a.procs,
+        config: Config::new(base, unit),
+    };
+    let reports = run_workers(&o)?;
     let (lines, mut failures) = summarize(&o.target.channels(), o.seed, &reports);
     for l in lines {
         crate::output::line(&l)?;

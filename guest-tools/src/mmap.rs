@@ -2,12 +2,137 @@
 //! own mmap, not /dev/mem) or read with read(2); /proc/memshare/phymem_size gives the size.
 
 use crate::abi;
+use crate::args::{parse_buflen, parse_u64, parse_usize, MsgArg};
 use crate::error::{Error, Result};
 use crate::escape::{escape, until_nul};
 use crate::output;
 use crate::procfs::{open_path, read_all};
+use clap::{Args, Subcommand};
 use nix::fcntl::OFlag;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct MmapCmd {
+    #[command(subcommand)]
+    pub op: MmapOp,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MmapOp {
+    /// Map the pages holding [OFFSET, OFFSET+len] MAP_SHARED and copy MSG plus a NUL there
+    Write {
+        #[command(flatten)]
+        msg: MsgArg,
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        offset: u64,
+        /// Do not append the NUL
+        #[arg(long)]
+        no_nul: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Read up to LEN bytes at OFFSET with pread(2) (--map: through a mapping)
+    Read {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        offset: u64,
+        #[arg(long, default_value = "4096", value_parser = parse_buflen)]
+        len: usize,
+        #[arg(long)]
+        map: bool,
+        /// With --map: seconds to keep the pages mapped (file closed) before reading them
+        #[arg(long, default_value = "0", requires = "map")]
+        hold: u64,
+        /// With --map: madvise(MADV_DONTNEED) the pages before reading, so the read faults
+        /// them in again
+        #[arg(long, requires = "map")]
+        dontneed: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Only try mmap(OFFSET, LEN) and report
+    Map {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        offset: u64,
+        #[arg(long, value_parser = parse_usize)]
+        len: usize,
+        /// MAP_PRIVATE instead of MAP_SHARED
+        #[arg(long)]
+        private: bool,
+        #[arg(long, value_enum, default_value_t = Prot::Rw)]
+        prot: Prot,
+        /// Access one byte of every page (a failing fault kills kchanctl with SIGBUS)
+        #[arg(long)]
+        touch: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Write a deterministic per-page pattern over the whole area (size from phymem_size)
+    Fill {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        seed: u64,
+        /// Area size in bytes instead of /proc/memshare/phymem_size
+        #[arg(long, value_parser = parse_u64)]
+        size: Option<u64>,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Check the pattern written by fill (through a mapping, or read(2) with --via-read)
+    Verify {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        seed: u64,
+        #[arg(long, value_parser = parse_u64)]
+        size: Option<u64>,
+        #[arg(long)]
+        via_read: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+}
+
+/// `kchanctl mmap ...`.
+pub fn run(cmd: MmapCmd) -> Result<()> {
+    match cmd.op {
+        MmapOp::Write {
+            msg,
+            offset,
+            no_nul,
+            path,
+        } => cmd_write(&path, &msg.bytes()?, offset, !no_nul),
+        MmapOp::Read {
+            offset,
+            len,
+            map,
+            hold,
+            dontneed,
+            path,
+        } => cmd_read(
+            &path,
+            offset,
+            len,
+            ReadVia {
+                map,
+                hold: Duration::from_secs(hold),
+                dontneed,
+            },
+        ),
+        MmapOp::Map {
+            offset,
+            len,
+            private,
+            prot,
+            touch,
+            path,
+        } => cmd_map(&path, offset, len, private, prot, touch),
+        MmapOp::Fill { seed, size, path } => cmd_fill(&path, seed, size),
+        MmapOp::Verify {
+            seed,
+            size,
+            via_read,
+            path,
+        } => cmd_verify(&path, seed, size, via_read),
+    }
+}
 
 /// A mapping, unmapped on drop. libc::mmap directly: nix's wrapper takes a NonZeroUsize
 /// length, and `mmap map --len 0` must reach the kernel.
@@ -98,7 +223,7 @@ pub fn shared_size() -> Result<u64> {
 }
 
 /// `mmap write`: map the page range holding [offset, offset+len(+1)), copy, unmap.
-pub fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> {
+fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> {
     let ps = page_size() as u64;
     let map_off = offset - offset % ps;
     let delta = (offset - map_off) as usize;
@@ -122,18 +247,18 @@ pub fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> 
     output::line(&format!("mmap write: {} bytes at {offset}", data.len()))
 }
 
-/// `mmap read`: up to `len` bytes from `offset` (read(2), or a mapping with `via_map`),
-/// printed up to the first NUL, escaped, on one line. With a mapping, `hold` waits that long
-/// between mapping and reading (the file closed meanwhile), so a spec can unload the module
-/// while the pages are mapped.
 /// How `mmap read` reads: read(2), or a mapping (held a while, dropped with MADV_DONTNEED).
-pub struct ReadVia {
-    pub map: bool,
-    pub hold: std::time::Duration,
-    pub dontneed: bool,
+struct ReadVia {
+    map: bool,
+    hold: Duration,
+    dontneed: bool,
 }
 
-pub fn cmd_read(path: &str, offset: u64, len: usize, via: ReadVia) -> Result<()> {
+/// `mmap read`: up to `len` bytes from `offset` (read(2), or a mapping with `via.map`),
+/// printed up to the first NUL, escaped, on one line. With a mapping, `via.hold` waits that
+/// long between mapping and reading (the file closed meanwhile), so a spec can unload the
+/// module while the pages are mapped.
+fn cmd_read(path: &str, offset: u64, len: usize, via: ReadVia) -> Result<()> {
     let fd = open_path(path, OFlag::O_RDONLY)?;
     let data = if via.map {
         let ps = page_size() as u64;
@@ -168,7 +293,7 @@ pub enum Prot {
 
 /// `mmap map`: just try the mapping; `touch` also reads (and with rw writes back) one byte of
 /// every page, which faults the pages in.
-pub fn cmd_map(
+fn cmd_map(
     path: &str,
     offset: u64,
     len: usize,
@@ -241,7 +366,7 @@ fn page_bytes(seed: u64, page: usize, len: usize) -> Vec<u8> {
 }
 
 /// `mmap fill`: write the pattern over the whole area through a shared mapping.
-pub fn cmd_fill(path: &str, seed: u64, size: Option<u64>) -> Result<()> {
+fn cmd_fill(path: &str, seed: u64, size: Option<u64>) -> Result<()> {
     let (size, pages) = area(size)?;
     let ps = page_size();
     let fd = open_path(path, OFlag::O_RDWR)?;
@@ -286,7 +411,7 @@ fn check_page(seed: u64, page: usize, got: &[u8]) -> Result<()> {
 }
 
 /// `mmap verify`: check the pattern, through a mapping or (`via_read`) read(2).
-pub fn cmd_verify(path: &str, seed: u64, size: Option<u64>, via_read: bool) -> Result<()> {
+fn cmd_verify(path: &str, seed: u64, size: Option<u64>, via_read: bool) -> Result<()> {
     let (size, pages) = area(size)?;
     let ps = page_size();
     let fd = open_path(path, OFlag::O_RDONLY)?;
