@@ -7,7 +7,7 @@ use crate::args::{parse_iterations, parse_u32};
 use crate::bench_reference as reference;
 use crate::error::{Error, Result};
 use crate::mmap::{page_size, shared_size, Mapping};
-use crate::netlink::{self, NlSocket, NLM_F_REQUEST};
+use crate::netlink::{self, Answer, NlSocket, NLM_F_REQUEST};
 use crate::output;
 use crate::procfs::open_path;
 use crate::sockopt::{self, SockKind};
@@ -400,26 +400,15 @@ fn burst_rows(
 fn echo_once(sock: &mut NlSocket, payload: &[u8], buf: &mut [u8]) -> Result<()> {
     const OP: &str = "bench netlink_echo";
     let seq = sock.send(abi::KCHAN_ECHO, NLM_F_REQUEST, payload)?;
-    let deadline = netlink::deadline_after(netlink::REPLY_TIMEOUT);
-    loop {
-        let n = sock
-            .recv_until(buf, deadline, &|| false)?
-            .ok_or_else(|| Error::raw(OP, libc::ETIMEDOUT))?;
-        for m in netlink::parse(&buf[..n]).map_err(|e| Error::msg(OP, e.to_string()))? {
-            if m.header.ty == abi::NLMSG_ERROR {
-                let (err, _) =
-                    netlink::parse_error(m.payload).map_err(|e| Error::msg(OP, e.to_string()))?;
-                if err != 0 {
-                    return Err(Error::raw(OP, err.checked_neg().unwrap_or(libc::EINVAL)));
-                }
-            } else if m.header.ty == abi::KCHAN_ECHO && m.header.seq == seq {
-                if m.payload != payload {
-                    return Err(Error::msg(OP, "reply payload differs"));
-                }
-                return Ok(());
+    netlink::await_answer(sock, buf, OP, netlink::REPLY_TIMEOUT, |a| match a {
+        Answer::Msg(m) if m.header.ty == abi::KCHAN_ECHO && m.header.seq == seq => {
+            if m.payload != payload {
+                return Err(Error::msg(OP, "reply payload differs"));
             }
+            Ok(Some(()))
         }
-    }
+        _ => Ok(None),
+    })
 }
 
 fn num(v: f64) -> String {

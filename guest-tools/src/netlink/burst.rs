@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::socket::{wait_any, NlSocket, Recv, POLL_SLICE, RECV_BUF};
 use super::wire::{
-    burst_end, burst_request, burst_seq, parse, parse_error, NLM_F_ACK, NLM_F_REQUEST,
+    burst_end, burst_request, burst_seq, parse, parse_error, Message, NLM_F_ACK, NLM_F_REQUEST,
 };
 
 /// Per-socket state of a burst.
@@ -113,10 +113,11 @@ pub struct BurstParams {
     pub idle: Duration,
 }
 
+const OP: &str = "netlink burst";
+
 /// Run a burst. Err for local failures and kernel errors (NLMSG_ERROR), Ok with `ended <
 /// sockets` when the idle timeout hit first.
 pub fn run_burst(p: &BurstParams) -> Result<BurstStats> {
-    const OP: &str = "netlink burst";
     let bits = (p.count.min(abi::BURST_MAX_COUNT) as usize).div_ceil(64);
     let mut socks = Vec::with_capacity(p.sockets);
     for _ in 0..p.sockets {
@@ -157,78 +158,7 @@ pub fn run_burst(p: &BurstParams) -> Result<BurstStats> {
         let refs: Vec<&NlSocket> = live.iter().map(|&i| &socks[i].sock).collect();
         let ready = wait_any(&refs, Some(idle_left.min(POLL_SLICE)))?;
         for r in ready {
-            let s = &mut socks[live[r]];
-            // Drain a bounded number per round so one socket cannot starve the others.
-            for _ in 0..256 {
-                let n = match s.sock.recv(&mut buf)? {
-                    Recv::Data(n) => n,
-                    Recv::WouldBlock => break,
-                    Recv::Overrun => {
-                        st.overruns += 1;
-                        continue;
-                    }
-                };
-                last_activity = Instant::now();
-                let msgs = match parse(&buf[..n]) {
-                    Ok(m) => m,
-                    Err(_) => {
-                        st.invalid += 1;
-                        continue;
-                    }
-                };
-                for m in msgs {
-                    match m.header.ty {
-                        abi::KCHAN_BURST_DATA => {
-                            st.messages += 1;
-                            let seq = match burst_seq(m.payload) {
-                                Some(q) if q < p.count && (q as usize) < bits * 64 => q,
-                                _ => {
-                                    st.invalid += 1;
-                                    continue;
-                                }
-                            };
-                            if m.payload.len() != p.size as usize {
-                                st.invalid += 1;
-                            }
-                            let (w, b) = (seq as usize / 64, seq % 64);
-                            if s.seen[w] & (1 << b) != 0 {
-                                st.duplicate += 1;
-                                continue;
-                            }
-                            s.seen[w] |= 1 << b;
-                            st.unique += 1;
-                            match s.highest {
-                                Some(h) if seq < h => st.out_of_order += 1,
-                                _ => s.highest = Some(seq),
-                            }
-                        }
-                        abi::KCHAN_BURST_END => {
-                            let e =
-                                burst_end(m.payload).map_err(|e| Error::msg(OP, e.to_string()))?;
-                            st.kernel_sent += u64::from(e.sent);
-                            st.kernel_dropped += u64::from(e.dropped);
-                            if !s.ended {
-                                s.ended = true;
-                                st.ended += 1;
-                            }
-                        }
-                        abi::NLMSG_ERROR => {
-                            let (err, _) = parse_error(m.payload)
-                                .map_err(|e| Error::msg(OP, e.to_string()))?;
-                            if err != 0 {
-                                return Err(Error::raw(
-                                    OP,
-                                    err.checked_neg().unwrap_or(libc::EINVAL),
-                                ));
-                            }
-                        }
-                        _ => st.invalid += 1,
-                    }
-                }
-                if s.ended {
-                    break;
-                }
-            }
+            socks[live[r]].drain(&mut buf, p, &mut st, &mut last_activity)?;
         }
         if st.ended == p.sockets {
             end_time = Some(Instant::now());
@@ -241,12 +171,95 @@ pub fn run_burst(p: &BurstParams) -> Result<BurstStats> {
     Ok(st)
 }
 
+impl BurstSock {
+    /// Receive and count what the socket has queued, a bounded number of datagrams so one
+    /// socket cannot starve the others. `last_activity` becomes the time of the last one.
+    fn drain(
+        &mut self,
+        buf: &mut [u8],
+        p: &BurstParams,
+        st: &mut BurstStats,
+        last_activity: &mut Instant,
+    ) -> Result<()> {
+        for _ in 0..256 {
+            let n = match self.sock.recv(buf)? {
+                Recv::Data(n) => n,
+                Recv::WouldBlock => break,
+                Recv::Overrun => {
+                    st.overruns += 1;
+                    continue;
+                }
+            };
+            *last_activity = Instant::now();
+            let Ok(msgs) = parse(&buf[..n]) else {
+                st.invalid += 1;
+                continue;
+            };
+            for m in msgs {
+                self.count(&m, p, st)?;
+            }
+            if self.ended {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, m: &Message<'_>, p: &BurstParams, st: &mut BurstStats) -> Result<()> {
+        match m.header.ty {
+            abi::KCHAN_BURST_DATA => self.count_data(m.payload, p, st),
+            abi::KCHAN_BURST_END => {
+                let e = burst_end(m.payload).map_err(|e| Error::msg(OP, e.to_string()))?;
+                st.kernel_sent += u64::from(e.sent);
+                st.kernel_dropped += u64::from(e.dropped);
+                if !self.ended {
+                    self.ended = true;
+                    st.ended += 1;
+                }
+            }
+            abi::NLMSG_ERROR => {
+                let (err, _) = parse_error(m.payload).map_err(|e| Error::msg(OP, e.to_string()))?;
+                if err != 0 {
+                    return Err(Error::raw(OP, err.checked_neg().unwrap_or(libc::EINVAL)));
+                }
+            }
+            _ => st.invalid += 1,
+        }
+        Ok(())
+    }
+
+    fn count_data(&mut self, payload: &[u8], p: &BurstParams, st: &mut BurstStats) {
+        st.messages += 1;
+        let seq = match burst_seq(payload) {
+            Some(q) if q < p.count && (q as usize) < self.seen.len() * 64 => q,
+            _ => {
+                st.invalid += 1;
+                return;
+            }
+        };
+        if payload.len() != p.size as usize {
+            st.invalid += 1;
+        }
+        let (w, b) = (seq as usize / 64, seq % 64);
+        if self.seen[w] & (1 << b) != 0 {
+            st.duplicate += 1;
+            return;
+        }
+        self.seen[w] |= 1 << b;
+        st.unique += 1;
+        match self.highest {
+            Some(h) if seq < h => st.out_of_order += 1,
+            _ => self.highest = Some(seq),
+        }
+    }
+}
+
 /// `netlink burst`: prints the `burst:` line (or JSON); exit 1 if some socket got no END.
 pub(super) fn cmd_burst(p: &BurstParams, json: bool) -> Result<()> {
     let st = run_burst(p)?;
     output::line(&if json { st.json() } else { st.line() })?;
     if st.ended < st.sockets {
-        return Err(Error::raw("netlink burst", libc::ETIMEDOUT));
+        return Err(Error::raw(OP, libc::ETIMEDOUT));
     }
     Ok(())
 }

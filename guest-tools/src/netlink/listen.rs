@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::open_verbose;
-use super::socket::{deadline_after, Recv, POLL_SLICE, RECV_BUF, REPLY_TIMEOUT};
-use super::wire::{format_icmp, packet_info, parse, parse_error, NLM_F_ACK};
+use super::socket::{await_answer, Answer, NlSocket, Recv, POLL_SLICE, RECV_BUF, REPLY_TIMEOUT};
+use super::wire::{format_icmp, packet_info, parse, NLM_F_ACK};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -45,46 +45,57 @@ pub(super) fn cmd_listen(
     install_stop_handlers()?;
     let mut sock = open_verbose(unit, verbose)?;
     let mut buf = vec![0u8; RECV_BUF];
-    // Register and wait for the ACK. Events may already be queued before the ACK (the hook
-    // can fire between registration and the ACK being queued): keep them.
-    let seq = sock.send(abi::IMP2_U_PID, NLM_F_ACK, &[])?;
-    let mut early: Vec<abi::PacketInfo> = Vec::new();
-    let deadline = deadline_after(REPLY_TIMEOUT);
-    'ack: loop {
-        let n = sock
-            .recv_until(&mut buf, deadline, &|| false)?
-            .ok_or_else(|| Error::raw("netlink register", libc::ETIMEDOUT))?;
-        let msgs = parse(&buf[..n]).map_err(|e| Error::msg("netlink register", e.to_string()))?;
-        for m in msgs {
-            match m.header.ty {
-                abi::NLMSG_ERROR => {
-                    let (err, _) = parse_error(m.payload)
-                        .map_err(|e| Error::msg("netlink register", e.to_string()))?;
-                    if err != 0 {
-                        return Err(Error::raw(
-                            "netlink register",
-                            err.checked_neg().unwrap_or(libc::EINVAL),
-                        ));
-                    }
-                    if m.header.seq == seq {
-                        break 'ack;
-                    }
-                }
-                abi::IMP2_K_MSG => {
-                    if let Ok(p) = packet_info(m.payload) {
-                        early.push(p);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    let early = register(&mut sock, &mut buf)?;
     output::line(&format!("listening port={}", sock.port))?;
+    let complete = print_events(&sock, &mut buf, early, count, timeout)?;
+    unregister(&mut sock, &mut buf)?;
+    output::line("unregistered")?;
+    if !complete {
+        return Err(Error::raw("netlink listen", libc::ETIMEDOUT));
+    }
+    Ok(())
+}
 
+/// Register and wait for the ACK. Events may already be queued before the ACK (the hook can
+/// fire between registration and the ACK being queued): they are returned, to be printed.
+fn register(sock: &mut NlSocket, buf: &mut [u8]) -> Result<Vec<abi::PacketInfo>> {
+    let seq = sock.send(abi::IMP2_U_PID, NLM_F_ACK, &[])?;
+    let mut early = Vec::new();
+    await_answer(sock, buf, "netlink register", REPLY_TIMEOUT, |a| {
+        match a {
+            Answer::Ack(ack) if ack.is_for(seq) => return Ok(Some(())),
+            Answer::Msg(m) if m.header.ty == abi::IMP2_K_MSG => {
+                if let Ok(p) = packet_info(m.payload) {
+                    early.push(p);
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    })?;
+    Ok(early)
+}
+
+/// Unregister (the seed's sig_int), with an ACK so a failure is visible.
+fn unregister(sock: &mut NlSocket, buf: &mut [u8]) -> Result<()> {
+    let seq = sock.send(abi::IMP2_CLOSE, NLM_F_ACK, &[])?;
+    await_answer(sock, buf, "netlink unregister", REPLY_TIMEOUT, |a| {
+        Ok(matches!(a, Answer::Ack(ack) if ack.is_for(seq)).then_some(()))
+    })
+}
+
+/// Print `early`, then the events as they come, until `count` of them, `timeout` or a
+/// signal. False when `timeout` ended it with `count` not reached.
+fn print_events(
+    sock: &NlSocket,
+    buf: &mut [u8],
+    early: Vec<abi::PacketInfo>,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+) -> Result<bool> {
     let started = Instant::now();
     let mut seen: u64 = 0;
     let done = |seen: u64| count.is_some_and(|c| seen >= c);
-    let mut result = Ok(());
     for p in early {
         if done(seen) {
             break;
@@ -92,79 +103,57 @@ pub(super) fn cmd_listen(
         output::line(&format_icmp(&p))?;
         seen += 1;
     }
-    'events: while !done(seen) && !stop_requested() {
-        let remaining = match timeout {
+    while !done(seen) && !stop_requested() {
+        let slice = match timeout {
+            None => POLL_SLICE,
             Some(t) => match t.checked_sub(started.elapsed()) {
-                Some(r) if !r.is_zero() => Some(r),
-                _ => {
-                    if count.is_some() {
-                        result = Err(Error::raw("netlink listen", libc::ETIMEDOUT));
-                    }
-                    break;
-                }
+                Some(r) if !r.is_zero() => r.min(POLL_SLICE),
+                _ => return Ok(count.is_none()),
             },
-            None => None,
         };
-        let slice = remaining.map_or(POLL_SLICE, |r| r.min(POLL_SLICE));
         sock.wait_readable(Some(slice))?;
-        loop {
-            let n = match sock.recv(&mut buf)? {
-                Recv::Data(n) => n,
-                Recv::WouldBlock => break,
-                Recv::Overrun => {
-                    output::diag("netlink listen: ENOBUFS (receive queue overrun, events lost)");
-                    continue;
-                }
-            };
-            let msgs = match parse(&buf[..n]) {
-                Ok(m) => m,
-                Err(e) => {
-                    output::line(&format!("malformed: {e}"))?;
-                    continue;
-                }
-            };
-            for m in msgs {
-                match m.header.ty {
-                    abi::IMP2_K_MSG => match packet_info(m.payload) {
-                        Ok(p) => {
-                            output::line(&format_icmp(&p))?;
-                            seen += 1;
-                            if done(seen) {
-                                break 'events;
-                            }
-                        }
-                        Err(e) => output::line(&format!("malformed: {e}"))?,
-                    },
-                    t => output::line(&format!("other: type={t} len={}", m.header.len))?,
-                }
-            }
-        }
+        print_queued(sock, buf, &mut seen, &done)?;
     }
-    // Unregister (the seed's sig_int), with an ACK so a failure is visible.
-    let close_seq = sock.send(abi::IMP2_CLOSE, NLM_F_ACK, &[])?;
-    let deadline = deadline_after(REPLY_TIMEOUT);
-    'close: loop {
-        let n = sock
-            .recv_until(&mut buf, deadline, &|| false)?
-            .ok_or_else(|| Error::raw("netlink unregister", libc::ETIMEDOUT))?;
-        let msgs = parse(&buf[..n]).map_err(|e| Error::msg("netlink unregister", e.to_string()))?;
+    Ok(true)
+}
+
+/// Print what the socket has queued (events, and anything else as `other:`), until `done`.
+fn print_queued(
+    sock: &NlSocket,
+    buf: &mut [u8],
+    seen: &mut u64,
+    done: &dyn Fn(u64) -> bool,
+) -> Result<()> {
+    loop {
+        let n = match sock.recv(buf)? {
+            Recv::Data(n) => n,
+            Recv::WouldBlock => return Ok(()),
+            Recv::Overrun => {
+                output::diag("netlink listen: ENOBUFS (receive queue overrun, events lost)");
+                continue;
+            }
+        };
+        let msgs = match parse(&buf[..n]) {
+            Ok(m) => m,
+            Err(e) => {
+                output::line(&format!("malformed: {e}"))?;
+                continue;
+            }
+        };
         for m in msgs {
-            if m.header.ty == abi::NLMSG_ERROR {
-                let (err, orig) = parse_error(m.payload)
-                    .map_err(|e| Error::msg("netlink unregister", e.to_string()))?;
-                let ours = m.header.seq == close_seq || orig.is_some_and(|h| h.seq == close_seq);
-                if err != 0 && ours {
-                    return Err(Error::raw(
-                        "netlink unregister",
-                        err.checked_neg().unwrap_or(libc::EINVAL),
-                    ));
-                }
-                if ours {
-                    break 'close;
-                }
+            match m.header.ty {
+                abi::IMP2_K_MSG => match packet_info(m.payload) {
+                    Ok(p) => {
+                        output::line(&format_icmp(&p))?;
+                        *seen += 1;
+                        if done(*seen) {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => output::line(&format!("malformed: {e}"))?,
+                },
+                t => output::line(&format!("other: type={t} len={}", m.header.len))?,
             }
         }
     }
-    output::line("unregistered")?;
-    result
 }

@@ -14,7 +14,7 @@ mod socket;
 mod wire;
 
 pub use burst::{run_burst, BurstParams};
-pub use socket::{deadline_after, NlSocket, Recv, RECV_BUF, REPLY_TIMEOUT};
+pub use socket::{await_answer, Answer, NlSocket, Recv, RECV_BUF, REPLY_TIMEOUT};
 pub use wire::*;
 
 use crate::args::{

@@ -62,7 +62,7 @@ pub(super) fn cmd_send(unit: i32, c: &Craft, verbose: bool) -> Result<()> {
     let mut buf = vec![0u8; RECV_BUF];
     let deadline = deadline_after(c.wait);
     loop {
-        let n = match sock.recv_until(&mut buf, deadline, &|| false) {
+        let n = match sock.recv_until(&mut buf, deadline) {
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(Error::Sys { errno, .. }) if errno == libc::ENOBUFS => {

@@ -6,7 +6,8 @@ use nix::sys::socket::{self as nixsock, NetlinkAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::wire::encode;
+use super::wire::{encode, parse, parse_error, Header, Message};
+use crate::abi;
 
 /// Big enough for any kchan message (BURST_MAX_SIZE payload + header) with room to spare.
 pub const RECV_BUF: usize = 128 * 1024;
@@ -133,14 +134,9 @@ impl NlSocket {
         wait_any(&[self], timeout).map(|r| !r.is_empty())
     }
 
-    /// Receive one datagram, waiting at most until `deadline`. Ok(None) on timeout or when
-    /// `stop` says so; ENOBUFS is reported as an error.
-    pub fn recv_until(
-        &self,
-        buf: &mut [u8],
-        deadline: Instant,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Option<usize>> {
+    /// Receive one datagram, waiting at most until `deadline`. Ok(None) on timeout; ENOBUFS
+    /// is reported as an error.
+    pub fn recv_until(&self, buf: &mut [u8], deadline: Instant) -> Result<Option<usize>> {
         loop {
             match self.recv(buf)? {
                 Recv::Data(n) => return Ok(Some(n)),
@@ -148,7 +144,7 @@ impl NlSocket {
                 Recv::WouldBlock => {}
             }
             let now = Instant::now();
-            if now >= deadline || stop() {
+            if now >= deadline {
                 return Ok(None);
             }
             self.wait_readable(Some((deadline - now).min(POLL_SLICE)))?;
@@ -194,12 +190,134 @@ pub fn wait_any(socks: &[&NlSocket], timeout: Option<Duration>) -> Result<Vec<us
         .collect())
 }
 
+/// What a request being answered receives: a message, or an ACK.
+pub enum Answer<'a> {
+    Msg(Message<'a>),
+    Ack(Ack),
+}
+
+/// An NLMSG_ERROR with error 0.
+pub struct Ack {
+    seq: u32,
+    request: Option<Header>,
+}
+
+impl Ack {
+    /// Whether it acknowledges the request sent with `seq` (its own seq, or the request
+    /// header it quotes, says so).
+    pub fn is_for(&self, seq: u32) -> bool {
+        self.seq == seq || self.request.is_some_and(|h| h.seq == seq)
+    }
+}
+
+/// Receive for at most `timeout` until `take` has what it waits for (the reply, the ACK, ...)
+/// and returns it. An NLMSG_ERROR with an error ends the wait as `op: <errno>`: a socket
+/// here waits for one request at a time, so the error is that request's. So are a timeout
+/// (ETIMEDOUT) and a malformed datagram.
+pub fn await_answer<T>(
+    sock: &NlSocket,
+    buf: &mut [u8],
+    op: &str,
+    timeout: Duration,
+    mut take: impl FnMut(Answer<'_>) -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = deadline_after(timeout);
+    loop {
+        let n = sock
+            .recv_until(buf, deadline)?
+            .ok_or_else(|| Error::raw(op, libc::ETIMEDOUT))?;
+        for m in parse(&buf[..n]).map_err(|e| Error::msg(op, e.to_string()))? {
+            let answer = if m.header.ty == abi::NLMSG_ERROR {
+                let (err, request) =
+                    parse_error(m.payload).map_err(|e| Error::msg(op, e.to_string()))?;
+                if err != 0 {
+                    return Err(Error::raw(op, err.checked_neg().unwrap_or(libc::EINVAL)));
+                }
+                Answer::Ack(Ack {
+                    seq: m.header.seq,
+                    request,
+                })
+            } else {
+                Answer::Msg(m)
+            };
+            if let Some(t) = take(answer)? {
+                return Ok(t);
+            }
+        }
+    }
+}
+
 /// Default wait for a reply before ETIMEDOUT.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+    /// A datagram socket pair stands in for the kernel: what its other end sends is what
+    /// await_answer receives.
+    #[test]
+    fn answers_end_the_wait() {
+        let (ours, kernel) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let sock = NlSocket {
+            fd: ours,
+            port: 1,
+            seq: 0,
+        };
+        let put = |m: &[u8]| {
+            send(kernel.as_raw_fd(), m, MsgFlags::empty()).unwrap();
+        };
+        // An NLMSG_ERROR of `err` in a message with `seq`, quoting a request with `quoted`.
+        let error = |seq: u32, quoted: u32, err: i32| {
+            let mut p = err.to_ne_bytes().to_vec();
+            let request = Header {
+                len: 16,
+                ty: 0,
+                flags: 4,
+                seq: quoted,
+                pid: 1,
+            };
+            p.extend_from_slice(&request.to_bytes());
+            encode(abi::NLMSG_ERROR, 0, seq, 0, &p).unwrap()
+        };
+        let mut buf = vec![0u8; RECV_BUF];
+        let t = Duration::from_secs(5);
+        put(&encode(abi::IMP2_K_MSG, 0, 0, 0, &[1; 8]).unwrap());
+        put(&error(6, 6, 0));
+        put(&error(0, 7, 0));
+        let mut seen = Vec::new();
+        await_answer(&sock, &mut buf, "op", t, |a| {
+            Ok(match a {
+                Answer::Msg(m) => {
+                    seen.push(m.header.ty);
+                    None
+                }
+                Answer::Ack(ack) => ack.is_for(7).then_some(()),
+            })
+        })
+        .unwrap();
+        assert_eq!(seen, vec![abi::IMP2_K_MSG]);
+        let wait = |t: Duration| {
+            let mut buf = vec![0u8; RECV_BUF];
+            await_answer(&sock, &mut buf, "op", t, |_| Ok(None::<()>)).unwrap_err()
+        };
+        // Whichever request an error quotes, it ends the wait.
+        put(&error(9, 9, -libc::EPERM));
+        assert_eq!(wait(t).to_string(), "op: EPERM (Operation not permitted)");
+        assert_eq!(
+            wait(Duration::from_millis(10)).errno(),
+            Some(libc::ETIMEDOUT)
+        );
+        put(&[1, 2, 3]);
+        assert!(matches!(wait(t), Error::Msg { .. }));
+    }
 
     #[test]
     fn deadlines_do_not_overflow() {
