@@ -39,8 +39,8 @@ OUTPUT (stable; kspec specs match it):
   netlink echo     reply: <payload up to the first NUL>
                    type: <nlmsg_type of the reply>          (3 = NLMSG_DONE)
                    (kchan reports a failed request only when NLM_F_ACK is set: without
-                   --ack a rejected echo ends in ETIMEDOUT; kecho, burst, listen set it)
-  netlink echo --kchan / netlink kecho
+                   --ack a rejected echo ends in ETIMEDOUT; --kchan, burst, listen set it)
+  netlink echo --kchan
                    echo: <payload>
   netlink listen   listening port=<port id>
                    icmp src=<a.b.c.d> dst=<a.b.c.d>          (one per IMP2_K_MSG)
@@ -225,7 +225,6 @@ mod tests {
             "sockopt last --len 1 --raw",
             "sockopt seed",
             "netlink echo m --hex --kchan --ack --timeout 0.25",
-            "netlink kecho m --hex --timeout 1",
             "netlink listen --count 1 --timeout 2",
             "netlink burst --count 1 --size 64 --sockets 2 --json --rcvbuf 4096 --timeout 3",
             "netlink send --type 0 --flags ack --len 16 --payload 00 --truncate 4 --seq 9 \
@@ -272,6 +271,7 @@ mod tests {
             &["mmap", "map"],
             &["mmap", "map", "--len", "4096", "--prot", "x"],
             &["bench", "all", "--iterations", "0"],
+            &["netlink", "kecho", "m"],
             &["fuzz", "bogus"],
             &["fuzz", "all", "--procs", "0"],
             &["fuzz", "all", "--procs", "65"],

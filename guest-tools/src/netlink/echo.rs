@@ -45,9 +45,14 @@ pub(super) fn cmd_echo(
     output::line(&format!("type: {}", h.ty))
 }
 
-/// `netlink echo --kchan MSG` / `netlink kecho MSG`: KCHAN_ECHO with NLM_F_ACK (so errors are
-/// reported; the reply comes before the ACK), checks type, seq and payload.
-pub(super) fn cmd_kecho(unit: i32, msg: &[u8], timeout: Duration, verbose: bool) -> Result<()> {
+/// `netlink echo --kchan MSG`: KCHAN_ECHO with NLM_F_ACK (so errors are reported; the reply
+/// comes before the ACK), checks type, seq and payload. --ack changes nothing.
+pub(super) fn cmd_kchan_echo(
+    unit: i32,
+    msg: &[u8],
+    timeout: Duration,
+    verbose: bool,
+) -> Result<()> {
     let mut sock = open_verbose(unit, verbose)?;
     let seq = sock.send(abi::KCHAN_ECHO, NLM_F_REQUEST | NLM_F_ACK, msg)?;
     let (h, p) = reply(&sock, Some(seq), timeout)?;

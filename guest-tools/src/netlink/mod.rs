@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::output;
 use burst::cmd_burst;
 use clap::{Args, Subcommand};
-use echo::{cmd_echo, cmd_kecho};
+use echo::{cmd_echo, cmd_kchan_echo};
 use listen::cmd_listen;
 use send::{cmd_ping_unit, cmd_send, parse_flags, parse_type, Craft};
 use std::time::Duration;
@@ -48,13 +48,6 @@ pub enum NetlinkOp {
         #[arg(long)]
         ack: bool,
         /// Seconds to wait for the reply
-        #[arg(long, default_value = "5", value_parser = parse_secs)]
-        timeout: Duration,
-    },
-    /// Same as `echo --kchan`
-    Kecho {
-        #[command(flatten)]
-        msg: MsgArg,
         #[arg(long, default_value = "5", value_parser = parse_secs)]
         timeout: Duration,
     },
@@ -131,17 +124,13 @@ pub fn run(cmd: NetlinkCmd, unit: i32, verbose: bool) -> Result<()> {
     match cmd.op {
         NetlinkOp::Echo {
             msg,
-            kchan,
-            ack,
+            kchan: true,
             timeout,
-        } => {
-            if kchan {
-                cmd_kecho(unit, &msg.bytes()?, timeout, verbose)
-            } else {
-                cmd_echo(unit, &msg.bytes()?, ack, timeout, verbose)
-            }
-        }
-        NetlinkOp::Kecho { msg, timeout } => cmd_kecho(unit, &msg.bytes()?, timeout, verbose),
+            ..
+        } => cmd_kchan_echo(unit, &msg.bytes()?, timeout, verbose),
+        NetlinkOp::Echo {
+            msg, ack, timeout, ..
+        } => cmd_echo(unit, &msg.bytes()?, ack, timeout, verbose),
         NetlinkOp::Listen { count, timeout } => cmd_listen(unit, count, timeout, verbose),
         NetlinkOp::Burst {
             count,
