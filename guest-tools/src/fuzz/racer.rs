@@ -1,0 +1,287 @@
+//! The munmap racer: a thread that remaps, blanks and unmaps the slots of a reserved region
+//! while the main thread makes the kernel copy to and from them.
+
+use crate::mmap::page_size;
+use crate::procfs::open_path;
+use nix::fcntl::OFlag;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::mmap::{backed, check_mapping, gen_prot, touch, PAGE};
+use super::rng::{mix64, Rng};
+use super::{errno, Config};
+
+/// The racer's region: RACE_SLOTS slots of SLOT_PAGES pages, at a fixed low address.
+const RACE_HINT: usize = 0x2000_0000_0000;
+
+pub const RACE_SLOTS: usize = 8;
+
+pub const SLOT_PAGES: usize = 2;
+
+/// What the racer thread does, in a loop, while the main thread runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RaceOp {
+    /// MAP_FIXED a kchan mapping over the slot (replacing what is there).
+    Remap {
+        slot: usize,
+        pages: usize,
+        offset: u64,
+        prot: i32,
+    },
+    /// MAP_FIXED an anonymous PROT_NONE mapping over the slot (unmaps the kchan pages).
+    Blank { slot: usize },
+    /// munmap the slot, then reserve it again at once.
+    Unmap { slot: usize },
+    /// mprotect the slot.
+    Protect { slot: usize, prot: i32 },
+    /// Map at an address the kernel picks, touch, unmap.
+    Churn {
+        offset: u64,
+        len: usize,
+        prot: i32,
+        touch: u64,
+    },
+}
+
+pub fn gen_race(rng: &mut Rng) -> RaceOp {
+    let slot = rng.below(RACE_SLOTS as u64) as usize;
+    match rng.below(100) {
+        0..=39 => RaceOp::Remap {
+            slot,
+            pages: rng.range(1, SLOT_PAGES as u64) as usize,
+            offset: PAGE * rng.below(3),
+            prot: gen_prot(rng),
+        },
+        40..=54 => RaceOp::Blank { slot },
+        55..=69 => RaceOp::Unmap { slot },
+        70..=79 => RaceOp::Protect {
+            slot,
+            prot: gen_prot(rng),
+        },
+        _ => RaceOp::Churn {
+            offset: PAGE * rng.below(3),
+            len: (PAGE * rng.range(1, 2)) as usize,
+            prot: gen_prot(rng),
+            touch: rng.next_u64(),
+        },
+    }
+}
+
+/// The racer's slots: a region reserved PROT_NONE at RACE_HINT (where no kernel-chosen
+/// address lands: those go top-down from the top of the address space). Unmapped on drop.
+pub(super) struct RaceRegion {
+    pub(super) base: usize,
+    pub(super) len: usize,
+}
+
+impl RaceRegion {
+    pub(super) fn new() -> Option<RaceRegion> {
+        let len = RACE_SLOTS * SLOT_PAGES * page_size();
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        let p = unsafe {
+            libc::mmap(
+                RACE_HINT as *mut libc::c_void,
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_NORESERVE
+                    | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        if p as usize != RACE_HINT {
+            // A kernel without MAP_FIXED_NOREPLACE took it as a hint.
+            // SAFETY: unmapping what was just mapped.
+            unsafe { libc::munmap(p, len) };
+            return None;
+        }
+        Some(RaceRegion {
+            base: RACE_HINT,
+            len,
+        })
+    }
+
+    /// Reserve whatever page of [addr, addr + len) is unmapped (after a munmap, or a failed
+    /// MAP_FIXED that may have left a hole), one page at a time so mapped pages stay.
+    fn refill(addr: usize, len: usize) {
+        let ps = page_size();
+        for at in (addr..addr + len).step_by(ps) {
+            // SAFETY: MAP_FIXED_NOREPLACE only fills a hole (EEXIST when the page is mapped).
+            unsafe {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    ps,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE
+                        | libc::MAP_ANONYMOUS
+                        | libc::MAP_NORESERVE
+                        | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+        }
+    }
+}
+
+impl Drop for RaceRegion {
+    fn drop(&mut self) {
+        // SAFETY: the region reserved in `new`; the racer has been joined.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+/// State shared by the main thread and the racer.
+pub(super) struct RaceShared {
+    pub(super) stop: AtomicBool,
+    /// The area size (0: unknown).
+    pub(super) area: AtomicU64,
+    pub(super) violation: Mutex<Option<String>>,
+}
+
+impl RaceShared {
+    pub(super) fn area(&self) -> Option<u64> {
+        match self.area.load(Ordering::Relaxed) {
+            0 => None,
+            a => Some(a),
+        }
+    }
+
+    pub(super) fn report(&self, what: String) {
+        if let Ok(mut v) = self.violation.lock() {
+            v.get_or_insert(what);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The racer thread: remaps, blanks and unmaps the region's slots (and maps, touches and
+/// unmaps mappings of its own) until told to stop.
+pub(super) fn racer(
+    cfg: Config,
+    seed: u64,
+    region: Option<(usize, usize)>,
+    shared: Arc<RaceShared>,
+) {
+    let mut rng = Rng::new(mix64(seed ^ 0x5ace_da7a));
+    let mut fd: Option<OwnedFd> = None;
+    let ps = page_size();
+    let slot_len = SLOT_PAGES * ps;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let op = gen_race(&mut rng);
+        if fd.is_none() {
+            fd = open_path(&cfg.mmap, OFlag::O_RDWR).ok();
+        }
+        let raw = fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let mut failed = false;
+        match op {
+            RaceOp::Remap {
+                slot,
+                pages,
+                offset,
+                prot,
+            } => {
+                if let Some((base, _)) = region {
+                    let addr = base + (slot % RACE_SLOTS) * slot_len;
+                    let len = pages.min(SLOT_PAGES) * ps;
+                    // SAFETY: MAP_FIXED inside our reserved region only.
+                    let p = unsafe {
+                        libc::mmap(
+                            addr as *mut libc::c_void,
+                            len,
+                            prot,
+                            libc::MAP_SHARED | libc::MAP_FIXED,
+                            raw,
+                            offset as libc::off_t,
+                        )
+                    };
+                    if p == libc::MAP_FAILED {
+                        failed = true;
+                        RaceRegion::refill(addr, slot_len);
+                    }
+                }
+            }
+            RaceOp::Blank { slot } => {
+                if let Some((base, _)) = region {
+                    let addr = base + (slot % RACE_SLOTS) * slot_len;
+                    // SAFETY: MAP_FIXED inside our reserved region only.
+                    let p = unsafe {
+                        libc::mmap(
+                            addr as *mut libc::c_void,
+                            slot_len,
+                            libc::PROT_NONE,
+                            libc::MAP_PRIVATE
+                                | libc::MAP_ANONYMOUS
+                                | libc::MAP_NORESERVE
+                                | libc::MAP_FIXED,
+                            -1,
+                            0,
+                        )
+                    };
+                    if p == libc::MAP_FAILED {
+                        RaceRegion::refill(addr, slot_len);
+                    }
+                }
+            }
+            RaceOp::Unmap { slot } => {
+                if let Some((base, _)) = region {
+                    let addr = base + (slot % RACE_SLOTS) * slot_len;
+                    // SAFETY: our reserved region only; re-reserved right below.
+                    unsafe { libc::munmap(addr as *mut libc::c_void, slot_len) };
+                    RaceRegion::refill(addr, slot_len);
+                }
+            }
+            RaceOp::Protect { slot, prot } => {
+                if let Some((base, _)) = region {
+                    let addr = base + (slot % RACE_SLOTS) * slot_len;
+                    // SAFETY: our reserved region only; nobody touches it from user space.
+                    unsafe { libc::mprotect(addr as *mut libc::c_void, slot_len, prot) };
+                }
+            }
+            RaceOp::Churn {
+                offset,
+                len,
+                prot,
+                touch: seed,
+            } => {
+                // SAFETY: a mapping at an address the kernel picks.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        prot,
+                        libc::MAP_SHARED,
+                        raw,
+                        offset as libc::off_t,
+                    )
+                };
+                if p == libc::MAP_FAILED {
+                    failed = true;
+                } else {
+                    match check_mapping(&cfg, &shared, offset, len, false) {
+                        // SAFETY: the backed part of a live mapping with `prot`.
+                        Ok(()) => unsafe {
+                            touch(p as usize, backed(shared.area(), offset, len), prot, seed)
+                        },
+                        Err(w) => shared.report(format!("racer: {w}")),
+                    }
+                    // SAFETY: the mapping made above.
+                    unsafe { libc::munmap(p, len) };
+                }
+            }
+        }
+        if failed {
+            let e = errno();
+            if e != libc::EINVAL && e != libc::EACCES && e != libc::ENOMEM {
+                fd = None; // stale after a reload (EIO) or never opened (EBADF)
+            }
+        }
+        std::thread::yield_now();
+    }
+}
