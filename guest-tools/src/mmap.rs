@@ -9,7 +9,7 @@ use crate::output;
 use crate::procfs::{open_path, read_all};
 use clap::{Args, Subcommand};
 use nix::fcntl::OFlag;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -134,8 +134,9 @@ pub fn run(cmd: MmapCmd) -> Result<()> {
     }
 }
 
-/// A mapping, unmapped on drop. libc::mmap directly: nix's wrapper takes a NonZeroUsize
-/// length, and `mmap map --len 0` must reach the kernel.
+/// A mapping, unmapped on drop: what every mapping kchanctl keeps (the commands, bench and
+/// the fuzzer) is held by. libc::mmap directly: nix's wrapper takes a NonZeroUsize length,
+/// and `mmap map --len 0` must reach the kernel.
 pub struct Mapping {
     ptr: *mut u8,
     len: usize,
@@ -144,12 +145,41 @@ pub struct Mapping {
 impl Mapping {
     pub fn new(fd: &OwnedFd, offset: u64, len: usize, prot: i32, flags: i32) -> Result<Self> {
         let off = libc::off_t::try_from(offset).map_err(|_| Error::raw("mmap", libc::EINVAL))?;
-        // SAFETY: a fresh mapping chosen by the kernel; nothing else aliases it.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), off) };
+        Mapping::raw(0, len, prot, flags, fd.as_raw_fd(), off).map_err(|e| Error::raw("mmap", e))
+    }
+
+    /// mmap(2) with the arguments as they are (an address hint, any descriptor, a negative
+    /// offset: the fuzzer's), Err the errno. MAP_FIXED is refused with EINVAL, as it could
+    /// replace memory that is not ours (MAP_FIXED_NOREPLACE cannot).
+    pub fn raw(
+        addr: usize,
+        len: usize,
+        prot: i32,
+        flags: i32,
+        fd: RawFd,
+        offset: libc::off_t,
+    ) -> std::result::Result<Self, i32> {
+        if flags & libc::MAP_FIXED != 0 {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: without MAP_FIXED the kernel only maps where nothing is mapped.
+        let p = unsafe { libc::mmap(addr as *mut libc::c_void, len, prot, flags, fd, offset) };
         if p == libc::MAP_FAILED {
-            return Err(Error::last("mmap"));
+            return Err(nix::errno::Errno::last_raw());
         }
         Ok(Mapping { ptr: p.cast(), len })
+    }
+
+    /// mprotect(2) of [at, at + len) (bounds-checked), Err the errno.
+    pub fn protect(&self, at: usize, len: usize, prot: i32) -> std::result::Result<(), i32> {
+        if at.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: a range of this mapping, which no Rust reference points into.
+        if unsafe { libc::mprotect(self.ptr.add(at).cast(), len, prot) } != 0 {
+            return Err(nix::errno::Errno::last_raw());
+        }
+        Ok(())
     }
 
     /// Copy `src` to `at` (bounds-checked).
@@ -184,6 +214,10 @@ impl Mapping {
 
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr
+    }
+
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
     }
 
     pub fn len(&self) -> usize {

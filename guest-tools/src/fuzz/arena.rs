@@ -1,7 +1,7 @@
 //! The user memory fuzzed pointers point into: read-write pages and a guard page.
 
 use crate::error::{Error, Result};
-use crate::mmap::page_size;
+use crate::mmap::{page_size, Mapping};
 
 use super::rng::Rng;
 
@@ -42,42 +42,29 @@ pub enum LenPtr {
 /// Read-write pages followed by a PROT_NONE guard page. Only ever accessed through raw copies
 /// at checked offsets (no Rust reference into it lives across a system call).
 pub struct Arena {
-    base: *mut u8,
-    total: usize,
+    map: Mapping,
 }
 
 impl Arena {
     pub fn new() -> Result<Arena> {
         let ps = page_size();
-        let total = ARENA_SIZE + ps;
-        // SAFETY: a fresh anonymous mapping chosen by the kernel.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Error::last("mmap arena"));
-        }
-        let base = p.cast::<u8>();
-        // SAFETY: the last page of the mapping just made.
-        if unsafe { libc::mprotect(base.add(ARENA_SIZE).cast(), ps, libc::PROT_NONE) } != 0 {
-            let e = Error::last("mprotect arena");
-            // SAFETY: unmapping what was mapped above.
-            unsafe { libc::munmap(p, total) };
-            return Err(e);
-        }
-        Ok(Arena { base, total })
+        let map = Mapping::raw(
+            0,
+            ARENA_SIZE + ps,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+        .map_err(|e| Error::raw("mmap arena", e))?;
+        map.protect(ARENA_SIZE, ps, libc::PROT_NONE)
+            .map_err(|e| Error::raw("mprotect arena", e))?;
+        Ok(Arena { map })
     }
 
     /// The address `p` stands for and how many bytes from it are accessible.
     pub fn resolve(&self, p: Ptr) -> (usize, usize) {
-        let base = self.base as usize;
+        let base = self.map.addr();
         match p {
             Ptr::Start => (base, ARENA_SIZE),
             Ptr::Tail(room) => {
@@ -92,7 +79,7 @@ impl Arena {
     }
 
     pub(super) fn resolve_len(&self, p: LenPtr) -> (usize, usize) {
-        let base = self.base as usize;
+        let base = self.map.addr();
         match p {
             LenPtr::Valid => (base + LEN_AT, 4),
             LenPtr::Straddle(k) => {
@@ -133,16 +120,10 @@ impl Arena {
     }
 
     pub(super) fn get_len(&self) -> i32 {
-        // SAFETY: LEN_AT + 4 <= ARENA_SIZE.
-        let b = unsafe { std::ptr::read_unaligned(self.base.add(LEN_AT).cast::<[u8; 4]>()) };
+        let mut b = [0u8; 4];
+        // Cannot fail: LEN_AT + 4 <= ARENA_SIZE.
+        let _ = self.map.read(LEN_AT, &mut b);
         i32::from_ne_bytes(b)
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, unmapped once.
-        unsafe { libc::munmap(self.base.cast(), self.total) };
     }
 }
 

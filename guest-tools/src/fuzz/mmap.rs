@@ -5,7 +5,7 @@
 use crate::abi;
 use crate::error::{Error, Result};
 use crate::escape::escape;
-use crate::mmap::page_size;
+use crate::mmap::{page_size, Mapping};
 use crate::procfs::open_path;
 use nix::fcntl::OFlag;
 use std::collections::VecDeque;
@@ -180,19 +180,11 @@ fn read_area(path: &str) -> Option<u64> {
     std::str::from_utf8(&text).ok()?.trim().parse().ok()
 }
 
-/// A mapping kept by the main thread, unmapped on drop.
+/// A mapping kept by the main thread.
 struct Live {
-    addr: usize,
-    len: usize,
+    map: Mapping,
     prot: i32,
     touchable: usize,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        // SAFETY: a mapping this thread made and nobody else unmaps.
-        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
-    }
 }
 
 /// A mapping of the shared area succeeded: beyond the area or MAP_PRIVATE, that breaks the
@@ -279,7 +271,7 @@ impl<'a> MmapFuzzer<'a> {
         let racer_handle = {
             let cfg = self.cfg.clone();
             let shared = Arc::clone(&self.shared);
-            let region = self.region.as_ref().map(|r| (r.base, r.len));
+            let region = self.region.as_ref().map(RaceRegion::slots);
             std::thread::Builder::new()
                 .name("racer".into())
                 .spawn(move || racer(cfg, seed, region, shared))
@@ -336,30 +328,19 @@ impl<'a> MmapFuzzer<'a> {
                 } else {
                     libc::MAP_PRIVATE
                 };
-                // SAFETY: a mapping at an address the kernel picks.
-                let p = unsafe {
-                    libc::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        prot,
-                        flags,
-                        fd,
-                        offset as libc::off_t,
-                    )
+                let map = match Mapping::raw(0, len, prot, flags, fd, offset as libc::off_t) {
+                    Ok(m) => m,
+                    Err(e) => return self.refused(rdwr, e),
                 };
-                if p == libc::MAP_FAILED {
-                    return self.refused(rdwr);
-                }
                 let live = Live {
-                    addr: p as usize,
-                    len,
+                    map,
                     prot,
                     touchable: backed(self.shared.area(), offset, len),
                 };
                 check_mapping(self.cfg, &self.shared, offset, len, !shared)
                     .map_err(|w| violation(CH, w))?;
                 // SAFETY: the backed part of a live mapping with `prot`.
-                unsafe { touch(live.addr, live.touchable, live.prot, seed) };
+                unsafe { touch(live.map.addr(), live.touchable, live.prot, seed) };
                 if keep {
                     if self.pool.len() >= POOL {
                         self.pool.pop_front();
@@ -379,7 +360,7 @@ impl<'a> MmapFuzzer<'a> {
                 if !self.pool.is_empty() {
                     let l = &self.pool[pick as usize % self.pool.len()];
                     // SAFETY: a kept mapping, unmapped only by this thread.
-                    unsafe { touch(l.addr, l.touchable, l.prot, seed) };
+                    unsafe { touch(l.map.addr(), l.touchable, l.prot, seed) };
                 }
                 Ok(true)
             }
@@ -392,7 +373,7 @@ impl<'a> MmapFuzzer<'a> {
                     libc::pread(fd, addr as *mut libc::c_void, len, offset as libc::off_t)
                 };
                 if r < 0 {
-                    return self.refused(false);
+                    return self.refused(false, errno());
                 }
                 let area = self.shared.area().unwrap_or(u64::MAX);
                 if self.cfg.strict
@@ -413,7 +394,7 @@ impl<'a> MmapFuzzer<'a> {
                 offset,
             } => {
                 // Into the racer's slots, or the arena when there is no region.
-                let (addr, len) = match &self.region {
+                let (addr, len) = match self.region.as_ref().map(RaceRegion::slots) {
                     Some(r) => {
                         let at = at % r.len;
                         (r.base + at, len.min(r.len - at))
@@ -474,8 +455,7 @@ impl<'a> MmapFuzzer<'a> {
     }
 
     /// A refused mmap/pread: counted; a descriptor made stale by a reload is reopened later.
-    fn refused(&mut self, rdwr: bool) -> Result<bool> {
-        let e = errno();
+    fn refused(&mut self, rdwr: bool, e: i32) -> Result<bool> {
         if !matches!(
             e,
             libc::EINVAL | libc::EACCES | libc::ENOMEM | libc::EOVERFLOW | libc::EFAULT

@@ -1,7 +1,7 @@
 //! The munmap racer: a thread that remaps, blanks and unmaps the slots of a reserved region
 //! while the main thread makes the kernel copy to and from them.
 
-use crate::mmap::page_size;
+use crate::mmap::{page_size, Mapping};
 use crate::procfs::open_path;
 use nix::fcntl::OFlag;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -71,6 +71,13 @@ pub fn gen_race(rng: &mut Rng) -> RaceOp {
 /// The racer's slots: a region reserved PROT_NONE at RACE_HINT (where no kernel-chosen
 /// address lands: those go top-down from the top of the address space). Unmapped on drop.
 pub(super) struct RaceRegion {
+    map: Mapping,
+}
+
+/// Where the region is, for the racer thread (the main thread keeps the region, so it stays
+/// reserved until the racer is joined).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Slots {
     pub(super) base: usize,
     pub(super) len: usize,
 }
@@ -78,33 +85,27 @@ pub(super) struct RaceRegion {
 impl RaceRegion {
     pub(super) fn new() -> Option<RaceRegion> {
         let len = RACE_SLOTS * SLOT_PAGES * page_size();
-        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
-        let p = unsafe {
-            libc::mmap(
-                RACE_HINT as *mut libc::c_void,
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE
-                    | libc::MAP_ANONYMOUS
-                    | libc::MAP_NORESERVE
-                    | libc::MAP_FIXED_NOREPLACE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        if p as usize != RACE_HINT {
-            // A kernel without MAP_FIXED_NOREPLACE took it as a hint.
-            // SAFETY: unmapping what was just mapped.
-            unsafe { libc::munmap(p, len) };
-            return None;
-        }
-        Some(RaceRegion {
-            base: RACE_HINT,
+        let map = Mapping::raw(
+            RACE_HINT,
             len,
-        })
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+        .ok()?;
+        // A kernel without MAP_FIXED_NOREPLACE takes it as a hint (dropping `map` unmaps it).
+        (map.addr() == RACE_HINT).then_some(RaceRegion { map })
+    }
+
+    pub(super) fn slots(&self) -> Slots {
+        Slots {
+            base: self.map.addr(),
+            len: self.map.len(),
+        }
     }
 
     /// Reserve whatever page of [addr, addr + len) is unmapped (after a munmap, or a failed
@@ -127,13 +128,6 @@ impl RaceRegion {
                 )
             };
         }
-    }
-}
-
-impl Drop for RaceRegion {
-    fn drop(&mut self) {
-        // SAFETY: the region reserved in `new`; the racer has been joined.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
     }
 }
 
@@ -163,12 +157,7 @@ impl RaceShared {
 
 /// The racer thread: remaps, blanks and unmaps the region's slots (and maps, touches and
 /// unmaps mappings of its own) until told to stop.
-pub(super) fn racer(
-    cfg: Config,
-    seed: u64,
-    region: Option<(usize, usize)>,
-    shared: Arc<RaceShared>,
-) {
+pub(super) fn racer(cfg: Config, seed: u64, region: Option<Slots>, shared: Arc<RaceShared>) {
     let mut rng = Rng::new(mix64(seed ^ 0x5ace_da7a));
     let mut fd: Option<OwnedFd> = None;
     let ps = page_size();
@@ -179,7 +168,8 @@ pub(super) fn racer(
             fd = open_path(&cfg.mmap, OFlag::O_RDWR).ok();
         }
         let raw = fd.as_ref().map_or(-1, |f| f.as_raw_fd());
-        let mut failed = false;
+        // The errno of a failed mmap of the channel.
+        let mut failed = None;
         match op {
             RaceOp::Remap {
                 slot,
@@ -187,7 +177,7 @@ pub(super) fn racer(
                 offset,
                 prot,
             } => {
-                if let Some((base, _)) = region {
+                if let Some(Slots { base, .. }) = region {
                     let addr = base + (slot % RACE_SLOTS) * slot_len;
                     let len = pages.min(SLOT_PAGES) * ps;
                     // SAFETY: MAP_FIXED inside our reserved region only.
@@ -202,13 +192,13 @@ pub(super) fn racer(
                         )
                     };
                     if p == libc::MAP_FAILED {
-                        failed = true;
+                        failed = Some(errno());
                         RaceRegion::refill(addr, slot_len);
                     }
                 }
             }
             RaceOp::Blank { slot } => {
-                if let Some((base, _)) = region {
+                if let Some(Slots { base, .. }) = region {
                     let addr = base + (slot % RACE_SLOTS) * slot_len;
                     // SAFETY: MAP_FIXED inside our reserved region only.
                     let p = unsafe {
@@ -230,7 +220,7 @@ pub(super) fn racer(
                 }
             }
             RaceOp::Unmap { slot } => {
-                if let Some((base, _)) = region {
+                if let Some(Slots { base, .. }) = region {
                     let addr = base + (slot % RACE_SLOTS) * slot_len;
                     // SAFETY: our reserved region only; re-reserved right below.
                     unsafe { libc::munmap(addr as *mut libc::c_void, slot_len) };
@@ -238,7 +228,7 @@ pub(super) fn racer(
                 }
             }
             RaceOp::Protect { slot, prot } => {
-                if let Some((base, _)) = region {
+                if let Some(Slots { base, .. }) = region {
                     let addr = base + (slot % RACE_SLOTS) * slot_len;
                     // SAFETY: our reserved region only; nobody touches it from user space.
                     unsafe { libc::mprotect(addr as *mut libc::c_void, slot_len, prot) };
@@ -250,34 +240,19 @@ pub(super) fn racer(
                 prot,
                 touch: seed,
             } => {
-                // SAFETY: a mapping at an address the kernel picks.
-                let p = unsafe {
-                    libc::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        prot,
-                        libc::MAP_SHARED,
-                        raw,
-                        offset as libc::off_t,
-                    )
-                };
-                if p == libc::MAP_FAILED {
-                    failed = true;
-                } else {
-                    match check_mapping(&cfg, &shared, offset, len, false) {
+                match Mapping::raw(0, len, prot, libc::MAP_SHARED, raw, offset as libc::off_t) {
+                    Err(e) => failed = Some(e),
+                    Ok(map) => match check_mapping(&cfg, &shared, offset, len, false) {
                         // SAFETY: the backed part of a live mapping with `prot`.
                         Ok(()) => unsafe {
-                            touch(p as usize, backed(shared.area(), offset, len), prot, seed)
+                            touch(map.addr(), backed(shared.area(), offset, len), prot, seed)
                         },
                         Err(w) => shared.report(format!("racer: {w}")),
-                    }
-                    // SAFETY: the mapping made above.
-                    unsafe { libc::munmap(p, len) };
+                    },
                 }
             }
         }
-        if failed {
-            let e = errno();
+        if let Some(e) = failed {
             if e != libc::EINVAL && e != libc::EACCES && e != libc::ENOMEM {
                 fd = None; // stale after a reload (EIO) or never opened (EBADF)
             }
