@@ -88,103 +88,105 @@ impl Pending {
             )
         })?;
         for m in msgs {
-            let (ty, seq, p) = (m.header.ty, m.header.seq, m.payload);
-            match ty {
-                abi::NLMSG_ERROR => {
-                    let (err, orig) =
-                        netlink::parse_error(p).map_err(|e| format!("NLMSG_ERROR: {e}"))?;
-                    if !(-4095..=0).contains(&err) {
-                        return Err(format!("NLMSG_ERROR with error {err}"));
-                    }
-                    match orig {
-                        Some(o) if o.seq == seq => {}
-                        Some(o) => {
-                            return Err(format!(
-                                "ack seq {seq} quotes a request with seq {}",
-                                o.seq
-                            ))
-                        }
-                        None => {
-                            return Err(format!(
-                                "ack of {} bytes without the request header",
-                                p.len()
-                            ))
-                        }
-                    }
-                }
+            let (seq, p) = (m.header.seq, m.payload);
+            match m.header.ty {
+                abi::NLMSG_ERROR => check_ack(seq, p)?,
                 abi::NLMSG_DONE => {
                     if p != abi::NETLINK_ECHO_REPLY {
                         return Err(format!("seed echo reply \"{}\"", escape(p)));
                     }
                 }
-                abi::KCHAN_ECHO => {
-                    if let Some(i) = self
-                        .echoes
-                        .iter()
-                        .position(|(s, want)| *s == seq && want == p)
-                    {
-                        if let Some((_, w)) = self.echoes.remove(i) {
-                            self.echo_bytes -= w.len();
-                        }
-                    } else if self.echoes.iter().any(|(s, _)| *s == seq) {
-                        return Err(format!(
-                            "echo reply seq {seq}: {}-byte payload differs from the request's",
-                            p.len()
-                        ));
-                    } else if !self.lossy {
-                        return Err(format!(
-                            "echo reply seq {seq} ({} bytes) to no request",
-                            p.len()
-                        ));
-                    }
-                }
+                abi::KCHAN_ECHO => self.check_echo(seq, p)?,
                 abi::IMP2_K_MSG => {
                     if p.len() < std::mem::size_of::<abi::PacketInfo>() {
                         return Err(format!("ICMP event of {} bytes", p.len()));
                     }
                 }
-                abi::KCHAN_BURST_DATA => {
-                    let n = netlink::burst_seq(p)
-                        .ok_or_else(|| format!("burst data of {} bytes", p.len()))?;
-                    if let Some(i) =
-                        (abi::BURST_SEQ_LEN..p.len()).find(|&i| p[i] != abi::burst_filler(i))
-                    {
-                        return Err(format!(
-                            "burst data seq {seq}: byte {i} is {:#04x}, expected {:#04x}",
-                            p[i],
-                            abi::burst_filler(i)
-                        ));
-                    }
-                    // Bursts of a closed socket may reach a new socket that reuses its port:
-                    // only bursts we know of are held to their size and count.
-                    let ours: Vec<_> = self.bursts.iter().filter(|b| b.0 == seq).collect();
-                    if !ours.is_empty()
-                        && !ours
-                            .iter()
-                            .any(|&&(_, count, size)| size as usize == p.len() && n < count)
-                    {
-                        return Err(format!(
-                            "burst data seq {seq}: message {n} of {} bytes fits no request (count, size) {:?}",
-                            p.len(),
-                            ours.iter().map(|b| (b.1, b.2)).collect::<Vec<_>>()
-                        ));
-                    }
-                }
-                abi::KCHAN_BURST_END => {
-                    let end = netlink::burst_end(p).map_err(|e| format!("burst end: {e}"))?;
-                    let total = u64::from(end.sent) + u64::from(end.dropped);
-                    let ours: Vec<_> = self.bursts.iter().filter(|b| b.0 == seq).collect();
-                    if !ours.is_empty() && !ours.iter().any(|b| total <= u64::from(b.1)) {
-                        return Err(format!(
-                            "burst end seq {seq}: sent {} + dropped {} exceeds the request",
-                            end.sent, end.dropped
-                        ));
-                    }
-                }
+                abi::KCHAN_BURST_DATA => self.check_burst_data(seq, p)?,
+                abi::KCHAN_BURST_END => self.check_burst_end(seq, p)?,
                 t => return Err(format!("unexpected message type {t} ({} bytes)", p.len())),
             }
         }
         Ok(())
+    }
+
+    /// An echo must answer a pending request with its payload (forgotten ones excepted).
+    fn check_echo(&mut self, seq: u32, p: &[u8]) -> std::result::Result<(), String> {
+        if let Some(i) = self
+            .echoes
+            .iter()
+            .position(|(s, want)| *s == seq && want == p)
+        {
+            if let Some((_, w)) = self.echoes.remove(i) {
+                self.echo_bytes -= w.len();
+            }
+        } else if self.echoes.iter().any(|(s, _)| *s == seq) {
+            return Err(format!(
+                "echo reply seq {seq}: {}-byte payload differs from the request's",
+                p.len()
+            ));
+        } else if !self.lossy {
+            return Err(format!(
+                "echo reply seq {seq} ({} bytes) to no request",
+                p.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_burst_data(&self, seq: u32, p: &[u8]) -> std::result::Result<(), String> {
+        let n = netlink::burst_seq(p).ok_or_else(|| format!("burst data of {} bytes", p.len()))?;
+        if let Some(i) = (abi::BURST_SEQ_LEN..p.len()).find(|&i| p[i] != abi::burst_filler(i)) {
+            return Err(format!(
+                "burst data seq {seq}: byte {i} is {:#04x}, expected {:#04x}",
+                p[i],
+                abi::burst_filler(i)
+            ));
+        }
+        // Bursts of a closed socket may reach a new socket that reuses its port: only bursts
+        // we know of are held to their size and count.
+        let ours: Vec<_> = self.bursts.iter().filter(|b| b.0 == seq).collect();
+        if !ours.is_empty()
+            && !ours
+                .iter()
+                .any(|&&(_, count, size)| size as usize == p.len() && n < count)
+        {
+            return Err(format!(
+                "burst data seq {seq}: message {n} of {} bytes fits no request (count, size) {:?}",
+                p.len(),
+                ours.iter().map(|b| (b.1, b.2)).collect::<Vec<_>>()
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_burst_end(&self, seq: u32, p: &[u8]) -> std::result::Result<(), String> {
+        let end = netlink::burst_end(p).map_err(|e| format!("burst end: {e}"))?;
+        let total = u64::from(end.sent) + u64::from(end.dropped);
+        let ours: Vec<_> = self.bursts.iter().filter(|b| b.0 == seq).collect();
+        if !ours.is_empty() && !ours.iter().any(|b| total <= u64::from(b.1)) {
+            return Err(format!(
+                "burst end seq {seq}: sent {} + dropped {} exceeds the request",
+                end.sent, end.dropped
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An NLMSG_ERROR: an errno (or 0) and the header of the request it answers.
+fn check_ack(seq: u32, p: &[u8]) -> std::result::Result<(), String> {
+    let (err, orig) = netlink::parse_error(p).map_err(|e| format!("NLMSG_ERROR: {e}"))?;
+    if !(-4095..=0).contains(&err) {
+        return Err(format!("NLMSG_ERROR with error {err}"));
+    }
+    match orig {
+        Some(o) if o.seq == seq => Ok(()),
+        Some(o) => Err(format!("ack seq {seq} quotes a request with seq {}", o.seq)),
+        None => Err(format!(
+            "ack of {} bytes without the request header",
+            p.len()
+        )),
     }
 }
 

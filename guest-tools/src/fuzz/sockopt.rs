@@ -124,87 +124,88 @@ impl<'a> SockoptFuzzer<'a> {
     }
 
     pub(super) fn step(&mut self, op: &SockOp) -> Result<bool> {
-        const CH: Channel = Channel::Sockopt;
-        match *op {
+        let raw = match *op {
             SockOp::Reopen { raw } => {
                 *(if raw { &mut self.raw } else { &mut self.udp }) = None;
-                Ok(self.sock(raw).is_some())
+                return Ok(self.sock(raw).is_some());
             }
+            SockOp::Set { raw, .. } | SockOp::Get { raw, .. } => raw,
+        };
+        let Some(fd) = self.sock(raw) else {
+            return Ok(false);
+        };
+        match *op {
             SockOp::Set {
-                raw,
                 which,
                 ref data,
                 optlen,
                 ptr,
-            } => {
-                let Some(fd) = self.sock(raw) else {
-                    return Ok(false);
-                };
-                self.arena.put(ptr, data);
-                let (addr, _) = self.arena.resolve(ptr);
-                let optname = self.cfg.base.wrapping_add(which);
-                // SAFETY: the kernel only reads from addr (arena or invalid on purpose).
-                let r = unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::IPPROTO_IP,
-                        optname,
-                        addr as *const libc::c_void,
-                        optlen as libc::socklen_t,
-                    )
-                };
-                if r != 0 {
-                    return self.refused();
-                }
-                if self.cfg.strict
-                    && which == abi::SOCKOPT_MSG
-                    && optlen as usize > abi::SOCKOPT_MAX_MSG
-                {
-                    return Err(violation(
-                        CH,
-                        format!(
-                            "setsockopt({optname}) accepted {optlen} bytes (at most {} allowed)",
-                            abi::SOCKOPT_MAX_MSG
-                        ),
-                    ));
-                }
-                Ok(true)
-            }
+                ..
+            } => self.set(fd, which, data, optlen, ptr),
             SockOp::Get {
-                raw,
                 which,
                 optlen,
                 ptr,
                 lenptr,
-            } => {
-                let Some(fd) = self.sock(raw) else {
-                    return Ok(false);
-                };
-                let (addr, room) = self.arena.resolve(ptr);
-                let (laddr, lroom) = self.arena.resolve_len(lenptr);
-                self.arena
-                    .put_addr(laddr, lroom, &optlen.to_ne_bytes()[..lroom.min(4)]);
-                let optname = self.cfg.base.wrapping_add(which);
-                // SAFETY: the kernel writes at most optlen bytes at addr and 4 at laddr: both
-                // inside the arena (faulting on its guard page) or invalid on purpose.
-                let r = unsafe {
-                    libc::getsockopt(
-                        fd,
-                        libc::IPPROTO_IP,
-                        optname,
-                        addr as *mut libc::c_void,
-                        laddr as *mut libc::socklen_t,
-                    )
-                };
-                if r != 0 {
-                    return self.refused();
-                }
-                if self.cfg.strict && lenptr == LenPtr::Valid {
-                    self.check_get(optname, which, optlen, ptr, room)?;
-                }
-                Ok(true)
-            }
+                ..
+            } => self.get(fd, which, optlen, ptr, lenptr),
+            SockOp::Reopen { .. } => unreachable!("handled above"),
         }
+    }
+
+    fn set(&mut self, fd: i32, which: i32, data: &[u8], optlen: i32, ptr: Ptr) -> Result<bool> {
+        self.arena.put(ptr, data);
+        let (addr, _) = self.arena.resolve(ptr);
+        let optname = self.cfg.base.wrapping_add(which);
+        // SAFETY: the kernel only reads from addr (arena or invalid on purpose).
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IP,
+                optname,
+                addr as *const libc::c_void,
+                optlen as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return self.refused();
+        }
+        if self.cfg.strict && which == abi::SOCKOPT_MSG && optlen as usize > abi::SOCKOPT_MAX_MSG {
+            return Err(violation(
+                Channel::Sockopt,
+                format!(
+                    "setsockopt({optname}) accepted {optlen} bytes (at most {} allowed)",
+                    abi::SOCKOPT_MAX_MSG
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
+    fn get(&mut self, fd: i32, which: i32, optlen: i32, ptr: Ptr, lenptr: LenPtr) -> Result<bool> {
+        let (addr, room) = self.arena.resolve(ptr);
+        let (laddr, lroom) = self.arena.resolve_len(lenptr);
+        self.arena
+            .put_addr(laddr, lroom, &optlen.to_ne_bytes()[..lroom.min(4)]);
+        let optname = self.cfg.base.wrapping_add(which);
+        // SAFETY: the kernel writes at most optlen bytes at addr and 4 at laddr: both inside
+        // the arena (faulting on its guard page) or invalid on purpose.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_IP,
+                optname,
+                addr as *mut libc::c_void,
+                laddr as *mut libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return self.refused();
+        }
+        if self.cfg.strict && lenptr == LenPtr::Valid {
+            self.check_get(optname, which, optlen, ptr, room)?;
+        }
+        Ok(true)
     }
 
     /// A failed call: counted, unless the descriptor itself was bad (a bug here).
