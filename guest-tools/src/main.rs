@@ -9,7 +9,6 @@
 mod abi;
 mod args;
 mod bench;
-mod bench_reference;
 mod error;
 mod escape;
 mod fuzz;
