@@ -1,8 +1,10 @@
 //! kchanctl: the userspace client of the kchan kernel module (kspec guest tool).
 //!
-//! One module per channel (sockopt, netlink, procfs, mmap) plus bench and fuzz; the ABI is the
-//! module's own `abi.rs`, included by path. Output is line-oriented and stable because kspec specs match
-//! it; the formats are documented in `kchanctl --help` (OUTPUT_HELP below).
+//! One module per channel (sockopt, netlink, procfs, mmap) plus bench and fuzz, each with its
+//! subcommand's arguments and `run`; this file has the global options and the dispatch. The
+//! ABI is the module's own `abi.rs`, included by path. Output is line-oriented and stable
+//! because kspec specs match it; the formats are documented in `kchanctl --help` (OUTPUT_HELP
+//! below).
 
 #[path = "../../guest-kmod/abi.rs"]
 #[allow(dead_code)]
