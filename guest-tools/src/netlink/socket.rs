@@ -1,5 +1,6 @@
 //! The kchan netlink socket: open, send, non-blocking receive with deadlines, poll.
 
+use crate::abi;
 use crate::error::{Error, Result};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self as nixsock, NetlinkAddr};
@@ -7,7 +8,6 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::wire::{encode, parse, parse_error, Header, Message};
-use crate::abi;
 
 /// Big enough for any kchan message (BURST_MAX_SIZE payload + header) with room to spare.
 pub const RECV_BUF: usize = 128 * 1024;
@@ -212,8 +212,8 @@ impl Ack {
 
 /// Receive for at most `timeout` until `take` has what it waits for (the reply, the ACK, ...)
 /// and returns it. An NLMSG_ERROR with an error ends the wait as `op: <errno>`: a socket
-/// here waits for one request at a time, so the error is that request's. So are a timeout
-/// (ETIMEDOUT) and a malformed datagram.
+/// here waits for one request at a time, so the error is that request's. A timeout is
+/// `op: ETIMEDOUT`, a malformed datagram `op: <what is wrong>`.
 pub fn await_answer<T>(
     sock: &NlSocket,
     buf: &mut [u8],
