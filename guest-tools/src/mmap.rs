@@ -2,15 +2,141 @@
 //! own mmap, not /dev/mem) or read with read(2); /proc/memshare/phymem_size gives the size.
 
 use crate::abi;
+use crate::args::{parse_buflen, parse_u64, parse_usize, MsgArg};
 use crate::error::{Error, Result};
 use crate::escape::{escape, until_nul};
 use crate::output;
 use crate::procfs::{open_path, read_all};
+use clap::{Args, Subcommand};
 use nix::fcntl::OFlag;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
-/// A mapping, unmapped on drop. libc::mmap directly: nix's wrapper takes a NonZeroUsize
-/// length, and `mmap map --len 0` must reach the kernel.
+#[derive(Args, Debug)]
+pub struct MmapCmd {
+    #[command(subcommand)]
+    pub op: MmapOp,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MmapOp {
+    /// Map the pages holding [OFFSET, OFFSET+len] MAP_SHARED and copy MSG plus a NUL there
+    Write {
+        #[command(flatten)]
+        msg: MsgArg,
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        offset: u64,
+        /// Do not append the NUL
+        #[arg(long)]
+        no_nul: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Read up to LEN bytes at OFFSET with pread(2) (--map: through a mapping)
+    Read {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        offset: u64,
+        #[arg(long, default_value = "4096", value_parser = parse_buflen)]
+        len: usize,
+        #[arg(long)]
+        map: bool,
+        /// With --map: seconds to keep the pages mapped (file closed) before reading them
+        #[arg(long, default_value = "0", requires = "map")]
+        hold: u64,
+        /// With --map: madvise(MADV_DONTNEED) the pages before reading, so the read faults
+        /// them in again
+        #[arg(long, requires = "map")]
+        dontneed: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Only try mmap(OFFSET, LEN) and report
+    Map {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        offset: u64,
+        #[arg(long, value_parser = parse_usize)]
+        len: usize,
+        /// MAP_PRIVATE instead of MAP_SHARED
+        #[arg(long)]
+        private: bool,
+        #[arg(long, value_enum, default_value_t = Prot::Rw)]
+        prot: Prot,
+        /// Access one byte of every page (a failing fault kills kchanctl with SIGBUS)
+        #[arg(long)]
+        touch: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Write a deterministic per-page pattern over the whole area (size from phymem_size)
+    Fill {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        seed: u64,
+        /// Area size in bytes instead of /proc/memshare/phymem_size
+        #[arg(long, value_parser = parse_u64)]
+        size: Option<u64>,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+    /// Check the pattern written by fill (through a mapping, or read(2) with --via-read)
+    Verify {
+        #[arg(long, default_value = "0", value_parser = parse_u64)]
+        seed: u64,
+        #[arg(long, value_parser = parse_u64)]
+        size: Option<u64>,
+        #[arg(long)]
+        via_read: bool,
+        #[arg(long, default_value = abi::PROC_MMAP)]
+        path: String,
+    },
+}
+
+/// `kchanctl mmap ...`.
+pub fn run(cmd: MmapCmd) -> Result<()> {
+    match cmd.op {
+        MmapOp::Write {
+            msg,
+            offset,
+            no_nul,
+            path,
+        } => cmd_write(&path, &msg.bytes()?, offset, !no_nul),
+        MmapOp::Read {
+            offset,
+            len,
+            map,
+            hold,
+            dontneed,
+            path,
+        } => cmd_read(
+            &path,
+            offset,
+            len,
+            ReadVia {
+                map,
+                hold: Duration::from_secs(hold),
+                dontneed,
+            },
+        ),
+        MmapOp::Map {
+            offset,
+            len,
+            private,
+            prot,
+            touch,
+            path,
+        } => cmd_map(&path, offset, len, private, prot, touch),
+        MmapOp::Fill { seed, size, path } => cmd_fill(&path, seed, size),
+        MmapOp::Verify {
+            seed,
+            size,
+            via_read,
+            path,
+        } => cmd_verify(&path, seed, size, via_read),
+    }
+}
+
+/// A mapping, unmapped on drop: what every mapping kchanctl keeps (the commands, bench and
+/// the fuzzer) is held by. libc::mmap directly: nix's wrapper takes a NonZeroUsize length,
+/// and `mmap map --len 0` must reach the kernel.
 pub struct Mapping {
     ptr: *mut u8,
     len: usize,
@@ -19,12 +145,41 @@ pub struct Mapping {
 impl Mapping {
     pub fn new(fd: &OwnedFd, offset: u64, len: usize, prot: i32, flags: i32) -> Result<Self> {
         let off = libc::off_t::try_from(offset).map_err(|_| Error::raw("mmap", libc::EINVAL))?;
-        // SAFETY: a fresh mapping chosen by the kernel; nothing else aliases it.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), off) };
+        Mapping::raw(0, len, prot, flags, fd.as_raw_fd(), off).map_err(|e| Error::raw("mmap", e))
+    }
+
+    /// mmap(2) with the arguments as they are (an address hint, any descriptor, a negative
+    /// offset: the fuzzer's), Err the errno. MAP_FIXED is refused with EINVAL, as it could
+    /// replace memory that is not ours (MAP_FIXED_NOREPLACE cannot).
+    pub fn raw(
+        addr: usize,
+        len: usize,
+        prot: i32,
+        flags: i32,
+        fd: RawFd,
+        offset: libc::off_t,
+    ) -> std::result::Result<Self, i32> {
+        if flags & libc::MAP_FIXED != 0 {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: without MAP_FIXED the kernel only maps where nothing is mapped.
+        let p = unsafe { libc::mmap(addr as *mut libc::c_void, len, prot, flags, fd, offset) };
         if p == libc::MAP_FAILED {
-            return Err(Error::last("mmap"));
+            return Err(nix::errno::Errno::last_raw());
         }
         Ok(Mapping { ptr: p.cast(), len })
+    }
+
+    /// mprotect(2) of [at, at + len) (bounds-checked), Err the errno.
+    pub fn protect(&self, at: usize, len: usize, prot: i32) -> std::result::Result<(), i32> {
+        if at.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: a range of this mapping, which no Rust reference points into.
+        if unsafe { libc::mprotect(self.ptr.add(at).cast(), len, prot) } != 0 {
+            return Err(nix::errno::Errno::last_raw());
+        }
+        Ok(())
     }
 
     /// Copy `src` to `at` (bounds-checked).
@@ -59,6 +214,10 @@ impl Mapping {
 
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr
+    }
+
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
     }
 
     pub fn len(&self) -> usize {
@@ -98,7 +257,7 @@ pub fn shared_size() -> Result<u64> {
 }
 
 /// `mmap write`: map the page range holding [offset, offset+len(+1)), copy, unmap.
-pub fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> {
+fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> {
     let ps = page_size() as u64;
     let map_off = offset - offset % ps;
     let delta = (offset - map_off) as usize;
@@ -122,18 +281,18 @@ pub fn cmd_write(path: &str, data: &[u8], offset: u64, nul: bool) -> Result<()> 
     output::line(&format!("mmap write: {} bytes at {offset}", data.len()))
 }
 
-/// `mmap read`: up to `len` bytes from `offset` (read(2), or a mapping with `via_map`),
-/// printed up to the first NUL, escaped, on one line. With a mapping, `hold` waits that long
-/// between mapping and reading (the file closed meanwhile), so a spec can unload the module
-/// while the pages are mapped.
 /// How `mmap read` reads: read(2), or a mapping (held a while, dropped with MADV_DONTNEED).
-pub struct ReadVia {
-    pub map: bool,
-    pub hold: std::time::Duration,
-    pub dontneed: bool,
+struct ReadVia {
+    map: bool,
+    hold: Duration,
+    dontneed: bool,
 }
 
-pub fn cmd_read(path: &str, offset: u64, len: usize, via: ReadVia) -> Result<()> {
+/// `mmap read`: up to `len` bytes from `offset` (read(2), or a mapping with `via.map`),
+/// printed up to the first NUL, escaped, on one line. With a mapping, `via.hold` waits that
+/// long between mapping and reading (the file closed meanwhile), so a spec can unload the
+/// module while the pages are mapped.
+fn cmd_read(path: &str, offset: u64, len: usize, via: ReadVia) -> Result<()> {
     let fd = open_path(path, OFlag::O_RDONLY)?;
     let data = if via.map {
         let ps = page_size() as u64;
@@ -168,7 +327,7 @@ pub enum Prot {
 
 /// `mmap map`: just try the mapping; `touch` also reads (and with rw writes back) one byte of
 /// every page, which faults the pages in.
-pub fn cmd_map(
+fn cmd_map(
     path: &str,
     offset: u64,
     len: usize,
@@ -241,7 +400,7 @@ fn page_bytes(seed: u64, page: usize, len: usize) -> Vec<u8> {
 }
 
 /// `mmap fill`: write the pattern over the whole area through a shared mapping.
-pub fn cmd_fill(path: &str, seed: u64, size: Option<u64>) -> Result<()> {
+fn cmd_fill(path: &str, seed: u64, size: Option<u64>) -> Result<()> {
     let (size, pages) = area(size)?;
     let ps = page_size();
     let fd = open_path(path, OFlag::O_RDWR)?;
@@ -286,7 +445,7 @@ fn check_page(seed: u64, page: usize, got: &[u8]) -> Result<()> {
 }
 
 /// `mmap verify`: check the pattern, through a mapping or (`via_read`) read(2).
-pub fn cmd_verify(path: &str, seed: u64, size: Option<u64>, via_read: bool) -> Result<()> {
+fn cmd_verify(path: &str, seed: u64, size: Option<u64>, via_read: bool) -> Result<()> {
     let (size, pages) = area(size)?;
     let ps = page_size();
     let fd = open_path(path, OFlag::O_RDONLY)?;

@@ -2,10 +2,60 @@
 //! `base + SOCKOPT_MSG` / `base + SOCKOPT_LAST`, served by the module's nf_sockopt_ops.
 
 use crate::abi;
+use crate::args::{parse_buflen, MsgArg};
 use crate::error::{Error, Result};
 use crate::escape::{escape, until_nul};
 use crate::output;
+use clap::{Args, Subcommand};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+#[derive(Args, Debug)]
+pub struct SockoptCmd {
+    /// Use SOCK_RAW/IPPROTO_RAW like the seed (needs CAP_NET_RAW) instead of a UDP socket
+    #[arg(long, global = true)]
+    pub raw: bool,
+    #[command(subcommand)]
+    pub op: SockoptOp,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SockoptOp {
+    /// setsockopt(base+SOCKOPT_MSG, MSG)
+    Set {
+        #[command(flatten)]
+        msg: MsgArg,
+        /// Append a NUL (the seed sent UMSG with its NUL)
+        #[arg(long)]
+        nul: bool,
+    },
+    /// getsockopt(base+SOCKOPT_MSG) with a LEN-byte buffer: the kernel's message
+    Get {
+        #[arg(long, default_value_t = 64, value_parser = parse_buflen)]
+        len: usize,
+    },
+    /// getsockopt(base+SOCKOPT_LAST): the last message set
+    Last {
+        #[arg(long, default_value_t = 64, value_parser = parse_buflen)]
+        len: usize,
+    },
+    /// The seed's imp1_u: SOCK_RAW, set UMSG (26 bytes), get 64 bytes, print kmsg
+    Seed,
+}
+
+/// `kchanctl sockopt ...`; `base` is the global --base.
+pub fn run(cmd: SockoptCmd, base: i32) -> Result<()> {
+    let kind = if cmd.raw {
+        SockKind::Raw
+    } else {
+        SockKind::Udp
+    };
+    match cmd.op {
+        SockoptOp::Set { msg, nul } => cmd_set(kind, base, msg.bytes()?, nul),
+        SockoptOp::Get { len } => cmd_get(kind, base, len),
+        SockoptOp::Last { len } => cmd_last(kind, base, len),
+        SockoptOp::Seed => cmd_seed(base),
+    }
+}
 
 /// Which socket carries the options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +132,7 @@ pub fn kmsg_text(bytes: &[u8]) -> String {
 }
 
 /// `sockopt set`: prints `sockopt set: <N> bytes`.
-pub fn cmd_set(kind: SockKind, base: i32, mut msg: Vec<u8>, nul: bool) -> Result<()> {
+fn cmd_set(kind: SockKind, base: i32, mut msg: Vec<u8>, nul: bool) -> Result<()> {
     if nul {
         msg.push(0);
     }
@@ -92,7 +142,7 @@ pub fn cmd_set(kind: SockKind, base: i32, mut msg: Vec<u8>, nul: bool) -> Result
 }
 
 /// `sockopt get`: prints `kmsg: <text>` and `len: <optlen>`.
-pub fn cmd_get(kind: SockKind, base: i32, len: usize) -> Result<()> {
+fn cmd_get(kind: SockKind, base: i32, len: usize) -> Result<()> {
     let fd = open(kind)?;
     let (buf, optlen) = get(&fd, optname(base, abi::SOCKOPT_MSG)?, len)?;
     output::line(&format!("kmsg: {}", kmsg_text(&buf)))?;
@@ -100,7 +150,7 @@ pub fn cmd_get(kind: SockKind, base: i32, len: usize) -> Result<()> {
 }
 
 /// `sockopt last`: prints `last: <all returned bytes, escaped>` and `len: <optlen>`.
-pub fn cmd_last(kind: SockKind, base: i32, len: usize) -> Result<()> {
+fn cmd_last(kind: SockKind, base: i32, len: usize) -> Result<()> {
     let fd = open(kind)?;
     let (buf, optlen) = get(&fd, optname(base, abi::SOCKOPT_LAST)?, len)?;
     output::line(&format!("last: {}", escape(&buf)))?;
@@ -109,7 +159,7 @@ pub fn cmd_last(kind: SockKind, base: i32, len: usize) -> Result<()> {
 
 /// `sockopt seed`: the seed's imp1_u: SOCK_RAW, set UMSG (26 bytes with its NUL), get 64 bytes,
 /// print `kmsg: a message from kernel`. Unlike the seed, failures are reported.
-pub fn cmd_seed(base: i32) -> Result<()> {
+fn cmd_seed(base: i32) -> Result<()> {
     let fd = open(SockKind::Raw)?;
     set(&fd, optname(base, abi::SOCKOPT_MSG)?, abi::SOCKOPT_USER_MSG)?;
     let (buf, _) = get(&fd, optname(base, abi::SOCKOPT_MSG)?, SEED_KMSG_BUF)?;
