@@ -176,7 +176,7 @@ pub fn write(dir: &Path, files: &[NewFile]) -> Result<(), Error> {
         .iter()
         .find(|f| dir.join(&f.path).symlink_metadata().is_ok())
     {
-        return Err(Error::Exists(dir.join(&f.path)));
+        return Err(Error::Exists(shown(dir, &f.path)));
     }
     for f in files {
         let path = dir.join(&f.path);
@@ -189,12 +189,18 @@ pub fn write(dir: &Path, files: &[NewFile]) -> Result<(), Error> {
             .create_new(true)
             .open(&path)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Error::Exists(path.clone()),
+                std::io::ErrorKind::AlreadyExists => Error::Exists(shown(dir, &f.path)),
                 _ => Error::io(&path, e),
             })?;
         std::io::Write::write_all(&mut out, &f.content).map_err(|e| Error::io(&path, e))?;
     }
     Ok(())
+}
+
+/// `rel` under `dir` as the user named it (`specs/x.yaml`, not `./specs/x.yaml`).
+fn shown(dir: &Path, rel: &Path) -> PathBuf {
+    let p = dir.join(rel);
+    p.strip_prefix(".").map_or(p.clone(), Path::to_owned)
 }
 
 /// A valid module name: a lowercase letter, then lowercase letters, digits and `_`.
