@@ -8,12 +8,14 @@
 //! - `vm`: QEMU, the guest agent's protocol, snapshots; knows nothing above it.
 //! - `exec`: runs specs on images in VMs and emits `exec::Event`s; joins spec, image and vm.
 //! - `report`: renders exec's events and reports (human, JUnit, GitHub, JSON).
-//! - `cli` and `bench`: the subcommands, on top of everything.
+//! - `cli`, `bench` and `init`: the subcommands, on top of everything (`init` writes a new
+//!   project; it uses `project` only, for the kspec checkout).
 
 pub mod bench;
 pub mod cli;
 pub mod exec;
 pub mod image;
+pub mod init;
 pub mod project;
 pub mod report;
 pub mod spec;

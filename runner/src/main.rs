@@ -41,6 +41,19 @@ enum Cmd {
     },
     /// Run spec files (default: specs/) in VMs.
     Run(cli::RunArgs),
+    /// Write a new project in DIR: a module with one /proc file, its spec, kspec.toml, a
+    /// README, the GitHub workflow and a copy of the kernel list. Never overwrites a file.
+    Init {
+        /// The project directory (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The module's language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: kspec::init::Lang,
+        /// The module's name (default: the directory's name, as [a-z0-9_]).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Validate spec files without booting anything.
     Check { paths: Vec<PathBuf> },
     /// List the cases of spec files as `<spec>::<case>`.
@@ -91,6 +104,7 @@ fn main() -> ExitCode {
             ..
         } => cli::build(kernel.as_deref(), kernel_src, jobs),
         Cmd::Run(args) => cli::run(args),
+        Cmd::Init { dir, lang, name } => kspec::init::run(&dir, lang, name.as_deref()),
         Cmd::Check { paths } => cli::check(&paths),
         Cmd::List { paths } => cli::list(&paths),
         Cmd::Shell { kernel, accel } => cli::shell(kernel.as_deref(), accel),
