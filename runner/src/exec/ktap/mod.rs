@@ -562,4 +562,6 @@ fn name_of(description: &str, header: Option<&str>, number: usize) -> String {
 }
 
 #[cfg(test)]
+mod broken_tests;
+#[cfg(test)]
 mod tests;
