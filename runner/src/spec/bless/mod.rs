@@ -2,10 +2,9 @@
 //! `equals`, a `lines` list) in a spec file from what the step printed, touching nothing but
 //! the value: comments, order and layout stay. Every rewrite is read back before it is kept.
 
-use std::collections::HashMap;
+use yaml_rust2::scanner::TScalarStyle;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use super::locate::{Locator, NodeKind as Kind, ValueNode as Node};
 
 /// What an expectation becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,34 +31,14 @@ pub enum BlessError {
     ReadBack(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Scalar(TScalarStyle),
-    FlowSeq,
-    BlockSeq,
-    Other,
-}
-
-/// Where a value node starts and what it is.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    /// Byte offset of its first character.
-    start: usize,
-    kind: Kind,
-    /// Inside a flow collection (`[...]`, `{...}`): a plain scalar ends at `,`, `]` or `}`.
-    in_flow: bool,
-    /// Column of the key it is the value of (block scalars and sequences are indented past it).
-    key_col: usize,
-}
-
 /// Rewrite `text` with `edits`; an edit whose value cannot be found or does not read back is
 /// an error naming its path, and nothing is rewritten then.
 pub fn apply(text: &str, edits: &[BlessEdit]) -> Result<String, BlessError> {
-    let nodes = value_nodes(text);
+    let nodes = Locator::new(text);
     let mut spans = Vec::new();
     for e in edits {
-        let node = nodes
-            .get(&e.path)
+        let node = &nodes
+            .value(&e.path)
             .ok_or_else(|| BlessError::NotFound(e.path.clone()))?;
         let start = span_start(text, node);
         let end = span_end(text, node).ok_or_else(|| BlessError::NoEnd(e.path.clone()))?;
@@ -274,108 +253,6 @@ fn block_end(text: &str, node: &Node) -> Option<usize> {
         }
     }
     Some(end)
-}
-
-/// The value nodes of `text` by path.
-fn value_nodes(text: &str) -> HashMap<String, Node> {
-    let mut rx = Receiver {
-        text,
-        ..Default::default()
-    };
-    let mut parser = Parser::new_from_str(text);
-    let _ = parser.load(&mut rx, false);
-    rx.nodes
-}
-
-enum Frame {
-    Map {
-        key: Option<(String, usize)>,
-        flow: bool,
-    },
-    Seq {
-        index: usize,
-        flow: bool,
-    },
-}
-
-#[derive(Default)]
-struct Receiver<'a> {
-    text: &'a str,
-    stack: Vec<(String, Frame)>,
-    nodes: HashMap<String, Node>,
-}
-
-impl Receiver<'_> {
-    fn byte_offset(&self, m: Marker) -> usize {
-        self.text
-            .char_indices()
-            .nth(m.index())
-            .map_or(self.text.len(), |(b, _)| b)
-    }
-
-    /// Record the node starting at `m` (None: it was a mapping key) and give its path.
-    fn node(&mut self, key_text: Option<&str>, m: Marker, kind: Kind) -> Option<String> {
-        let start = self.byte_offset(m);
-        let Some((parent, frame)) = self.stack.last_mut() else {
-            return Some(String::new());
-        };
-        let join = |p: &str, k: &str| {
-            if p.is_empty() {
-                k.to_owned()
-            } else {
-                format!("{p}.{k}")
-            }
-        };
-        let (path, key_col, in_flow) = match frame {
-            Frame::Map { key, flow } => match key.take() {
-                None => {
-                    *key = Some((key_text.unwrap_or("?").to_owned(), m.col()));
-                    return None;
-                }
-                Some((k, col)) => (join(parent, &k), col, *flow),
-            },
-            Frame::Seq { index, flow } => {
-                let p = format!("{parent}[{index}]");
-                *index += 1;
-                (p, m.col(), *flow)
-            }
-        };
-        self.nodes.entry(path.clone()).or_insert(Node {
-            start,
-            kind,
-            in_flow,
-            key_col,
-        });
-        Some(path)
-    }
-}
-
-impl MarkedEventReceiver for Receiver<'_> {
-    fn on_event(&mut self, ev: Event, m: Marker) {
-        match ev {
-            Event::Scalar(ref s, style, ..) => {
-                let _ = self.node(Some(s), m, Kind::Scalar(style));
-            }
-            Event::Alias(_) => {
-                let _ = self.node(None, m, Kind::Other);
-            }
-            Event::MappingStart(..) => {
-                let flow = self.text[self.byte_offset(m)..].starts_with('{');
-                let path = self.node(None, m, Kind::Other).unwrap_or_default();
-                self.stack.push((path, Frame::Map { key: None, flow }));
-            }
-            Event::SequenceStart(..) => {
-                let flow = self.text[self.byte_offset(m)..].starts_with('[');
-                let kind = if flow { Kind::FlowSeq } else { Kind::BlockSeq };
-                let path = self.node(None, m, kind).unwrap_or_default();
-                self.stack.push((path, Frame::Seq { index: 0, flow }));
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
-            }
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]
