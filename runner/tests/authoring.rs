@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use kspec::exec::{self, CaseReport, FailureKind, Outcome, RunSettings};
 use kspec::spec;
-use support::default_image;
+use support::{default_image, passed};
 
 fn run_with(text: &str, settings: &RunSettings) -> Vec<CaseReport> {
     let (img, _) = default_image();
@@ -25,15 +25,6 @@ fn run_with(text: &str, settings: &RunSettings) -> Vec<CaseReport> {
 
 fn run(text: &str) -> Vec<CaseReport> {
     run_with(text, &default_image().1)
-}
-
-fn passed(r: &CaseReport) {
-    assert!(
-        matches!(r.outcome, Outcome::Passed),
-        "{} should pass: {:?}",
-        r.id.case,
-        r.outcome
-    );
 }
 
 fn failed<'a>(r: &'a CaseReport, message: &str) -> &'a exec::Failure {
@@ -234,6 +225,23 @@ cases:
     );
 }
 
+/// `kspec run SPEC ARGS` on this checkout: (exit code, stdout, stderr), both printed.
+fn kspec_run(spec: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = assert_cmd::Command::cargo_bin("kspec")
+        .unwrap()
+        .env("KSPEC_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("KSPEC_BLESS")
+        .arg("run")
+        .arg(spec)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("{stdout}{stderr}");
+    (out.status.code(), stdout, stderr)
+}
+
 #[test]
 fn rerun_failed_runs_only_what_failed_last_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,20 +252,7 @@ fn rerun_failed_runs_only_what_failed_last_time() {
         );
         std::fs::write(&spec, text).unwrap();
     };
-    let kspec = |args: &[&str]| {
-        let out = assert_cmd::Command::cargo_bin("kspec")
-            .unwrap()
-            .env("KSPEC_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .arg("run")
-            .arg(&spec)
-            .args(args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        println!("{stdout}{stderr}");
-        (out.status.code(), stdout, stderr)
-    };
+    let kspec = |args: &[&str]| kspec_run(&spec, args);
     write("false");
     let (code, out, _) = kspec(&[]);
     assert_eq!(code, Some(1));
@@ -301,21 +296,8 @@ cases:
 "#;
     std::fs::write(&spec, before).unwrap();
     let kspec = |bless: bool| {
-        let mut c = assert_cmd::Command::cargo_bin("kspec").unwrap();
-        c.env("KSPEC_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env_remove("KSPEC_BLESS")
-            .arg("run")
-            .arg(&spec);
-        if bless {
-            c.arg("--bless");
-        }
-        let out = c.output().unwrap();
-        println!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.status.code()
+        let args: &[&str] = if bless { &["--bless"] } else { &[] };
+        kspec_run(&spec, args).0
     };
     assert_eq!(
         kspec(true),

@@ -5,6 +5,8 @@
 //! before (console noise, escaped daemons, late reports, allowed WARNs, one-shot KASAN, ...).
 //! The KASAN tests run on the 6.12-debug kernel when KSPEC_KERNELS selects it (default: local).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use kspec::image::{self, Cache, Image, StderrProgress, Toolchain};
 use kspec::project::Project;
 use kspec::spec;
 use kspec::vm::{self, StepRequest};
+use support::passed;
 
 struct Kernel {
     image: Image,
@@ -126,15 +129,6 @@ fn run(cases: &str) -> Vec<CaseReport> {
 }
 
 const LOAD: &str = "      - run: insmod /lib/modules/kspec_faults.ko\n";
-
-fn passed(r: &CaseReport) {
-    assert!(
-        matches!(r.outcome, Outcome::Passed),
-        "{} should pass: {:?}",
-        r.id.case,
-        r.outcome
-    );
-}
 
 fn failed(r: &CaseReport, kind: FailureKind, message: &str) -> exec::Failure {
     match &r.outcome {

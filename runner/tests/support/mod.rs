@@ -200,3 +200,13 @@ pub fn default_image() -> &'static (kspec::image::Image, kspec::exec::RunSetting
         (p.images.into_iter().next().expect("one image"), p.settings)
     })
 }
+
+/// Assert that case report `r` passed, showing its outcome if not.
+pub fn passed(r: &kspec::exec::CaseReport) {
+    assert!(
+        matches!(r.outcome, kspec::exec::Outcome::Passed),
+        "{} should pass: {:?}",
+        r.id.case,
+        r.outcome
+    );
+}
