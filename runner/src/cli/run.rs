@@ -256,7 +256,7 @@ fn failed_in(path: &Path) -> Result<HashSet<CaseId>, String> {
             let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
             // A repeated case is rerun once, by its own name.
             let case = s("case");
-            let case = case.split(" [run ").next().unwrap_or(&case).to_owned();
+            let case = exec::case_of_run(&case).to_owned();
             ids.insert(CaseId {
                 kernel: s("kernel"),
                 spec: s("spec"),

@@ -21,7 +21,7 @@ pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome
 pub use prepare::{prepare, PrepareError, PrepareOptions, Prepared};
 pub use requirements::{unmet_before_build, unmet_requirements};
 pub use spec_run::{
-    boot_timeout, run_spec, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB,
+    boot_timeout, case_of_run, run_spec, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB,
 };
 
 use crate::image::Image;

@@ -119,7 +119,7 @@ fn plan_runs<'a>(
         }
         for k in 1..=repeat.max(1) {
             let name = if repeat > 1 {
-                format!("{} [run {k}/{repeat}]", case.name)
+                run_name(&case.name, k, repeat)
             } else {
                 case.name.clone()
             };
@@ -131,6 +131,19 @@ fn plan_runs<'a>(
         }
     }
     (runs, skipped)
+}
+
+/// How run `k` of `n` of a repeated case is named.
+fn run_name(case: &str, k: u32, n: u32) -> String {
+    format!("{case} [run {k}/{n}]")
+}
+
+/// The case a (possibly repeated) run's name is of.
+pub fn case_of_run(name: &str) -> &str {
+    match name.rsplit_once(" [run ") {
+        Some((case, rest)) if rest.ends_with(']') => case,
+        _ => name,
+    }
 }
 
 fn report(id: CaseId, spec: &LoadedSpec, ci: usize, outcome: Outcome) -> CaseReport {
@@ -217,14 +230,11 @@ pub fn run_spec(
         };
         let (outcome, artifacts) = vm.run_case(&ctx, &run.id, &mut steps);
         let r = CaseReport {
-            id: run.id.clone(),
-            file: spec.path.clone(),
-            line: spec.case_pos(run.ci).line,
-            outcome: expected(run.case, outcome),
             duration: started.elapsed(),
             steps,
             note,
             artifacts,
+            ..report(run.id.clone(), spec, run.ci, expected(run.case, outcome))
         };
         finish(r, &mut reports);
     }
@@ -359,4 +369,15 @@ fn spec_files_archive(spec: &LoadedSpec) -> Result<Option<Vec<u8>>, String> {
     initramfs::extra(&files)
         .map(Some)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_runs_name_leads_back_to_its_case() {
+        let name = super::run_name("a [b] case", 2, 5);
+        assert_eq!(name, "a [b] case [run 2/5]");
+        assert_eq!(super::case_of_run(&name), "a [b] case");
+        assert_eq!(super::case_of_run("plain case"), "plain case");
+    }
 }
