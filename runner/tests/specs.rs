@@ -104,7 +104,7 @@ impl Harness {
             .into());
         }
         let module = image.module(None).ok_or("the project has no module")?;
-        let insmod = format!("insmod {}", module.guest_path);
+        let insmod = module.insmod(&Default::default());
         let insmod = guest
             .run(&vm::StepRequest::new(&insmod, step))
             .map_err(|e| e.to_string())?;

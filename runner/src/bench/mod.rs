@@ -152,12 +152,7 @@ fn project_figures(
         Ok(out)
     };
     if let Some(m) = img.modules.first() {
-        let params: Vec<String> = m.params.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-        step(
-            vm,
-            &format!("insmod {}{}", m.guest_path, params.concat()),
-            60,
-        )?;
+        step(vm, &m.insmod(&Default::default()), 60)?;
     }
     let cmd = command.replace("{iterations}", &iterations.to_string());
     let out = step(vm, &cmd, 600)?;

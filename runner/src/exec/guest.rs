@@ -70,12 +70,8 @@ pub(super) fn start_vm(
         let line = spec.locator.find("module").line;
         let module = spec_module(image, spec)
             .ok_or_else(|| infra(no_module(image, spec), "module load", line, vec![]))?;
-        let mut params = module.params.clone();
-        params.extend(m.params.iter().map(|(k, v)| (k.clone(), v.to_string())));
-        let mut cmd = format!("insmod {}", module.guest_path);
-        for (k, v) in &params {
-            cmd.push_str(&format!(" {k}={}", shell_quote(v)));
-        }
+        let over = m.params.iter().map(|(k, v)| (k.clone(), v.to_string()));
+        let cmd = module.insmod(&over.collect());
         run_fixed(&mut g, &cmd, "module load", line, steps).map_err(|mut f| {
             if f.kind == FailureKind::Assertion {
                 f.kind = FailureKind::Infrastructure;
@@ -279,15 +275,4 @@ fn run_steps(
                 .finish_background(&name, cleanup, &out.end.during, out.end.result.taint_after);
     }
     result
-}
-
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.,/:".contains(c))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }

@@ -58,6 +58,31 @@ pub struct Image {
     pub initramfs: PathBuf,
 }
 
+impl GuestModule {
+    /// The guest command that loads it with its parameters, `over` on top of its own.
+    pub fn insmod(&self, over: &BTreeMap<String, String>) -> String {
+        let mut params = self.params.clone();
+        params.extend(over.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut cmd = format!("insmod {}", self.guest_path);
+        for (k, v) in &params {
+            cmd.push_str(&format!(" {k}={}", shell_quote(v)));
+        }
+        cmd
+    }
+}
+
+/// `s` as one word of the guest's shell.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.,/:".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 impl Image {
     /// The module `name`, or the first without one.
     pub fn module(&self, name: Option<&str>) -> Option<&GuestModule> {
@@ -277,4 +302,25 @@ pub fn kernel_keys(
             kernel::cache_key(k, &id, &project.kconfig_dir(), &tc)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insmod_puts_a_specs_parameters_over_the_projects_and_quotes_them() {
+        let m = GuestModule {
+            name: "m".into(),
+            ko: PathBuf::from("/c/m.ko"),
+            guest_path: "/lib/modules/m.ko".into(),
+            params: BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]),
+        };
+        let over = BTreeMap::from([("b".into(), "it's".into())]);
+        assert_eq!(m.insmod(&over), "insmod /lib/modules/m.ko a=1 b='it'\\''s'");
+        assert_eq!(
+            m.insmod(&BTreeMap::new()),
+            "insmod /lib/modules/m.ko a=1 b=2"
+        );
+    }
 }
