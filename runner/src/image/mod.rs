@@ -59,6 +59,20 @@ pub struct Image {
 }
 
 impl GuestModule {
+    /// The project's module `def`, built as `ko`.
+    fn of(def: &crate::project::ModuleDef, ko: PathBuf) -> Self {
+        GuestModule {
+            name: def.name.clone(),
+            ko,
+            guest_path: initramfs::module_path(&def.name),
+            params: def
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        }
+    }
+
     /// The guest command that loads it with its parameters, `over` on top of its own.
     pub fn insmod(&self, over: &BTreeMap<String, String>) -> String {
         let mut params = self.params.clone();
@@ -166,8 +180,8 @@ pub fn build_images(
             progress,
             jobs,
         )?;
-        let mut modules = Vec::new();
         let mut key = cache::Key::new("initramfs-4");
+        let mut modules = Vec::new();
         for def in &project.modules {
             let m = module::build(
                 &k.name,
@@ -179,35 +193,11 @@ pub fn build_images(
                 progress,
             )?;
             key = key.str("module", &m.key);
-            modules.push(GuestModule {
-                name: def.name.clone(),
-                ko: m.ko,
-                guest_path: initramfs::module_path(&def.name),
-                params: def
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_string()))
-                    .collect(),
-            });
+            modules.push(GuestModule::of(def, m.ko));
         }
-        let mut tree_modules = Vec::new();
-        for rel in &k.tree_modules {
-            let ko = built.build_dir.join(rel);
-            let name = Path::new(rel)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned());
-            match name {
-                Some(name) if ko.is_file() && rel.ends_with(".ko") => {
-                    key = key.file(&format!("tree module {rel}"), &ko)?;
-                    tree_modules.push((name, ko));
-                }
-                _ => {
-                    return Err(Error::Config(format!(
-                        "{}: tree_modules names {rel}, which the build did not make (is it =m in the fragments?)",
-                        k.name
-                    )))
-                }
-            }
+        let tree_modules = tree_modules(k, &built)?;
+        for (name, ko) in &tree_modules {
+            key = key.file(&format!("tree module {name}"), ko)?;
         }
         let release = built.release()?;
         let mut key = key
@@ -267,6 +257,24 @@ pub fn build_images(
         });
     }
     Ok(images)
+}
+
+/// The kernel tree's own modules `k` lists, as (name, built .ko).
+fn tree_modules(k: &Kernel, built: &BuiltKernel) -> Result<Vec<(String, PathBuf)>, Error> {
+    k.tree_modules
+        .iter()
+        .map(|rel| {
+            let ko = built.build_dir.join(rel);
+            let name = Path::new(rel).file_stem().map(|s| s.to_string_lossy().into_owned());
+            match name {
+                Some(name) if ko.is_file() && rel.ends_with(".ko") => Ok((name, ko)),
+                _ => Err(Error::Config(format!(
+                    "{}: tree_modules names {rel}, which the build did not make (is it =m in the fragments?)",
+                    k.name
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// Fetch, verify and unpack the source trees of `kernels` (what `kspec build --fetch-only`
