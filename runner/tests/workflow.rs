@@ -303,6 +303,9 @@ fn checkout_copy(dest: &Path, key: &SigningKey) {
             std::fs::copy(&from, &to).unwrap();
         }
     }
+    // GitHub's checkout has the lock file by the time kspec builds: its "Build kspec" step ran
+    // cargo there. Here that step runs in this checkout, so the copy takes its lock file.
+    std::fs::copy(root.join("Cargo.lock"), dest.join("Cargo.lock")).unwrap();
     let list = dest.join("images/kernels.yaml");
     let text = std::fs::read_to_string(&list).unwrap();
     assert!(text.contains(AUTOSIGNER));

@@ -44,6 +44,12 @@ pub fn build(
     let mut key = Key::new("tools-4").str("packages", &packages.join(","));
     for s in sources {
         let name = s.strip_prefix(root).unwrap_or(s).to_string_lossy();
+        if !s.exists() {
+            return Err(Error::Config(format!(
+                "guest program source {} does not exist (kspec.toml [guest] sources)",
+                s.display()
+            )));
+        }
         key = if s.is_dir() {
             key.dir(&name, s, &is_tool_source)?
         } else {
