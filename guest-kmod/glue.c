@@ -44,6 +44,9 @@ MODULE_PARM_DESC(sockopt_base,
 		 "First IPPROTO_IP socket option; kchan owns [base, base+2) (default 128)");
 module_param_named(mmap_pages, kchan_param_mmap_pages, uint, 0444);
 MODULE_PARM_DESC(mmap_pages, "Pages shared through /proc/kchan/mmap, 1..4096 (default 1)");
+module_param_named(log_period_ms, kchan_param_log_period_ms, uint, 0444);
+MODULE_PARM_DESC(log_period_ms,
+		 "Period of the log budgets in ms, 100..60000 (default 5000): a test waits one out");
 
 /* ---- procfs -------------------------------------------------------------------------------- */
 
@@ -214,6 +217,13 @@ bool kchan_glue_net_admin(void)
  */
 static DEFINE_RATELIMIT_STATE(kchan_echo_log, 5 * HZ, 10);
 static DEFINE_RATELIMIT_STATE(kchan_admin_log, 5 * HZ, 100);
+
+/* Called by init before any channel is registered, so no caller races the change. */
+void kchan_glue_set_log_period(unsigned int ms)
+{
+	kchan_echo_log.interval = msecs_to_jiffies(ms);
+	kchan_admin_log.interval = msecs_to_jiffies(ms);
+}
 
 bool kchan_glue_log_echo(void)
 {

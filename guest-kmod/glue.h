@@ -25,6 +25,7 @@ struct workqueue_struct;
 extern int kchan_param_netlink_unit;
 extern int kchan_param_sockopt_base;
 extern unsigned int kchan_param_mmap_pages;
+extern unsigned int kchan_param_log_period_ms;
 
 /* ---- Implemented in Rust, called by glue.c ----------------------------------------------- */
 /* sockopt.rs */
@@ -64,6 +65,7 @@ void kchan_glue_wq_destroy(struct workqueue_struct *wq);
 
 bool kchan_glue_sk_init_net(struct sock *sk);
 bool kchan_glue_net_admin(void);
+void kchan_glue_set_log_period(unsigned int ms);
 bool kchan_glue_log_echo(void);
 bool kchan_glue_log_admin(void);
 int kchan_glue_copy_from_sockptr(void *dst, const sockptr_t *src, size_t len);

@@ -5,7 +5,7 @@
 //! layout, so these declarations do not depend on generated bindings (and stay the same on
 //! 6.12 and 7.3).
 
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_int, c_uint, c_void};
 
 extern "C" {
     pub(crate) fn kchan_glue_proc_register() -> c_int;
@@ -23,6 +23,7 @@ extern "C" {
 
     pub(crate) fn kchan_glue_sk_init_net(sk: *mut c_void) -> bool;
     pub(crate) fn kchan_glue_net_admin() -> bool;
+    pub(crate) fn kchan_glue_set_log_period(ms: c_uint);
     pub(crate) fn kchan_glue_log_echo() -> bool;
     pub(crate) fn kchan_glue_log_admin() -> bool;
     pub(crate) fn kchan_glue_copy_from_sockptr(
@@ -44,7 +45,7 @@ extern "C" {
     pub(crate) fn kchan_glue_unicast(sk: *mut c_void, skb: *mut c_void, portid: u32) -> c_int;
     pub(crate) fn kchan_glue_bh_disable();
     pub(crate) fn kchan_glue_bh_enable();
-    pub(crate) fn kchan_glue_backoff(us: core::ffi::c_uint);
+    pub(crate) fn kchan_glue_backoff(us: c_uint);
     pub(crate) fn kchan_glue_cond_resched();
     pub(crate) fn kchan_glue_now_us() -> u64;
     pub(crate) fn kchan_glue_copy_from_page(

@@ -49,6 +49,12 @@ static mut kchan_param_sockopt_base: c_int = abi::SOCKOPT_BASE_DEFAULT;
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 static mut kchan_param_mmap_pages: c_uint = abi::MMAP_PAGES_DEFAULT;
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+static mut kchan_param_log_period_ms: c_uint = LOG_PERIOD_MS_DEFAULT;
+
+const LOG_PERIOD_MS_DEFAULT: c_uint = 5000;
+const LOG_PERIOD_MS: core::ops::RangeInclusive<c_uint> = 100..=60_000;
 
 /// Validated module parameters.
 #[derive(Clone, Copy)]
@@ -56,17 +62,19 @@ pub(crate) struct Params {
     pub(crate) netlink_unit: i32,
     pub(crate) sockopt_base: i32,
     pub(crate) mmap_pages: usize,
+    pub(crate) log_period_ms: u32,
 }
 
 impl Params {
     fn read() -> Result<Self> {
         // SAFETY: The loader wrote these before `init`; nothing writes them afterwards
         // (0444), so plain reads cannot race.
-        let (unit, base, pages) = unsafe {
+        let (unit, base, pages, period) = unsafe {
             (
                 ptr::addr_of!(kchan_param_netlink_unit).read(),
                 ptr::addr_of!(kchan_param_sockopt_base).read(),
                 ptr::addr_of!(kchan_param_mmap_pages).read(),
+                ptr::addr_of!(kchan_param_log_period_ms).read(),
             )
         };
         if !(0..abi::NETLINK_MAX_LINKS).contains(&unit) {
@@ -89,10 +97,20 @@ impl Params {
             );
             return Err(EINVAL);
         }
+        if !LOG_PERIOD_MS.contains(&period) {
+            pr_err!(
+                "log_period_ms {} is out of range {}..{}\n",
+                period,
+                LOG_PERIOD_MS.start(),
+                LOG_PERIOD_MS.end()
+            );
+            return Err(EINVAL);
+        }
         Ok(Params {
             netlink_unit: unit,
             sockopt_base: base,
             mmap_pages: pages as usize,
+            log_period_ms: period,
         })
     }
 }
@@ -185,6 +203,8 @@ impl kernel::Module for Kchan {
         // On an error below, the objects already created are dropped in reverse order,
         // which unregisters them: nothing is left behind by a failed load.
         let params = Params::read()?;
+        // SAFETY: A plain store into glue.c's ratelimit states; no channel exists yet.
+        unsafe { glue::kchan_glue_set_log_period(params.log_period_ms) };
         let state = StateOwner::new(params)?;
         let proc = procfs::Registration::new()?;
         let sockopt = sockopt::Registration::new(params.sockopt_base)?;
