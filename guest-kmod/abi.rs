@@ -127,6 +127,17 @@ wire_layout! {
 
 const _: () = assert!(NlMsgHdr::SIZE == NLMSG_HDRLEN);
 
+wire_layout! {
+    /// The start of an NLMSG_ERROR payload (`struct nlmsgerr`), native byte order: `error` is
+    /// 0 for an ack, otherwise a negative errno. The request's `NlMsgHdr` follows at
+    /// `NlMsgErr::SIZE` (netlink_ack() quotes at least the header).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct NlMsgErr {
+        pub error: i32,
+    }
+}
+
 /// NLMSG_ALIGN: messages of one datagram start at multiples of 4 bytes.
 pub const fn nlmsg_align(len: usize) -> usize {
     (len + 3) & !3
@@ -325,6 +336,16 @@ mod tests {
             dropped: u32::MAX,
         };
         assert_eq!(BurstEnd::from_prefix(&e.to_bytes()), Some(e));
+
+        let a = NlMsgErr { error: -13 };
+        assert_eq!(a.to_bytes(), (-13i32).to_ne_bytes());
+        let mut ack = a.to_bytes().to_vec();
+        ack.extend_from_slice(&NlMsgHdr::default().to_bytes());
+        assert_eq!(NlMsgErr::from_prefix(&ack), Some(a));
+        assert_eq!(
+            NlMsgHdr::from_bytes(&ack[NlMsgErr::SIZE..]),
+            Some(NlMsgHdr::default())
+        );
     }
 
     #[test]
@@ -338,6 +359,8 @@ mod tests {
         assert_eq!(PacketInfo::SIZE, 8);
         assert_eq!(BurstRequest::SIZE, 8);
         assert_eq!(BurstEnd::SIZE, 8);
+        assert_eq!(NlMsgErr::SIZE, 4);
+        assert_eq!(NlMsgErr::from_prefix(&[0; 3]), None);
     }
 
     #[test]
