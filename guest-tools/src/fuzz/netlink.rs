@@ -4,7 +4,7 @@
 use crate::abi;
 use crate::error::{Error, Result};
 use crate::netlink::{
-    self, nlmsg_align, Header, NlSocket, Recv, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO,
+    self, nlmsg_align, NlMsgHdr, NlSocket, Recv, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO,
     NLM_F_MULTI, NLM_F_REQUEST,
 };
 use std::os::fd::AsRawFd;
@@ -107,7 +107,7 @@ impl NlOp {
                 abi::KCHAN_BURST,
                 ack(a),
                 seq,
-                &netlink::burst_request(abi::BurstRequest { count, size }),
+                &abi::BurstRequest { count, size }.to_bytes(),
             ),
             NlOp::Register { seq, ack: a, .. } => msg(abi::IMP2_U_PID, ack(a), seq, &[]),
             NlOp::Unregister { seq, ack: a, .. } => msg(abi::IMP2_CLOSE, ack(a), seq, &[]),
@@ -193,7 +193,7 @@ fn gen_message(rng: &mut Rng, out: &mut Vec<u8>) {
     // A burst request is always bounded (see gen_burst): never a 10-million message burst.
     let payload = if ty == abi::KCHAN_BURST && rng.percent(80) {
         let (count, size) = gen_burst(rng);
-        netlink::burst_request(abi::BurstRequest { count, size }).to_vec()
+        abi::BurstRequest { count, size }.to_bytes().to_vec()
     } else {
         let n = gen_payload_len(rng);
         rng.bytes(n)
@@ -210,7 +210,7 @@ fn gen_message(rng: &mut Rng, out: &mut Vec<u8>) {
         _ => rng.u32(),
     };
     out.extend_from_slice(
-        &Header {
+        &NlMsgHdr {
             len,
             ty,
             flags,
@@ -253,7 +253,9 @@ pub fn gen_datagram(rng: &mut Rng) -> Vec<u8> {
             let mut v = netlink::encode(ty, flags, seq, 0, &payload).unwrap_or_default();
             if rng.percent(30) {
                 let wrong = rng.u32();
-                v[..4].copy_from_slice(&wrong.to_ne_bytes());
+                if let Some(h) = NlMsgHdr::from_prefix(&v) {
+                    v[..NLMSG_HDRLEN].copy_from_slice(&NlMsgHdr { len: wrong, ..h }.to_bytes());
+                }
             }
             v
         }

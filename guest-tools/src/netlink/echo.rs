@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use super::open_verbose;
 use super::socket::{await_answer, Answer, NlSocket, RECV_BUF};
-use super::wire::{Header, NLM_F_ACK, NLM_F_REQUEST};
+use super::wire::{NlMsgHdr, NLM_F_ACK, NLM_F_REQUEST};
 
 const OP: &str = "netlink echo";
 
 /// The first message but an ACK with sequence `seq` (any when `seq` is None).
-fn reply(sock: &NlSocket, seq: Option<u32>, timeout: Duration) -> Result<(Header, Vec<u8>)> {
+fn reply(sock: &NlSocket, seq: Option<u32>, timeout: Duration) -> Result<(NlMsgHdr, Vec<u8>)> {
     let mut buf = vec![0u8; RECV_BUF];
     await_answer(sock, &mut buf, OP, timeout, |a| {
         Ok(match a {

@@ -35,7 +35,7 @@ pub fn craft_bytes(c: &Craft, port: u32) -> Vec<u8> {
     let len = c
         .len
         .unwrap_or_else(|| u32::try_from(nlmsg_length(c.payload.len())).unwrap_or(u32::MAX));
-    let mut v = Header {
+    let mut v = NlMsgHdr {
         len,
         ty: c.ty,
         flags: c.flags,

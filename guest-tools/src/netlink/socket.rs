@@ -7,7 +7,7 @@ use nix::sys::socket::{self as nixsock, NetlinkAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::wire::{encode, parse, parse_error, Header, Message};
+use super::wire::{encode, parse, parse_error, Message, NlMsgHdr};
 
 /// Big enough for any kchan message (BURST_MAX_SIZE payload + header) with room to spare.
 pub const RECV_BUF: usize = 128 * 1024;
@@ -199,7 +199,7 @@ pub enum Answer<'a> {
 /// An NLMSG_ERROR with error 0.
 pub struct Ack {
     seq: u32,
-    request: Option<Header>,
+    request: Option<NlMsgHdr>,
 }
 
 impl Ack {
@@ -276,8 +276,8 @@ mod tests {
         };
         // An NLMSG_ERROR of `err` in a message with `seq`, quoting a request with `quoted`.
         let error = |seq: u32, quoted: u32, err: i32| {
-            let mut p = err.to_ne_bytes().to_vec();
-            let request = Header {
+            let mut p = abi::NlMsgErr { error: err }.to_bytes().to_vec();
+            let request = NlMsgHdr {
                 len: 16,
                 ty: 0,
                 flags: 4,
