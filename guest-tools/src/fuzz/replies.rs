@@ -99,7 +99,7 @@ impl Pending {
                     }
                 }
                 abi::KCHAN_ECHO => self.check_echo(seq, p)?,
-                abi::IMP2_K_MSG => {
+                abi::ICMP_REPORT_MSG => {
                     if abi::PacketInfo::from_prefix(p).is_none() {
                         return Err(format!("ICMP event of {} bytes", p.len()));
                     }
@@ -292,8 +292,12 @@ mod tests {
         }
         .to_bytes();
         p.check(&reply(abi::KCHAN_BURST_END, 6, &end)).unwrap();
-        p.check(&reply(abi::IMP2_K_MSG, 0, &[127, 0, 0, 1, 127, 0, 0, 1]))
-            .unwrap();
+        p.check(&reply(
+            abi::ICMP_REPORT_MSG,
+            0,
+            &[127, 0, 0, 1, 127, 0, 0, 1],
+        ))
+        .unwrap();
         // The echo was matched: a second reply to it answers no request.
         let e = p.check(&reply(abi::KCHAN_ECHO, 5, b"abc")).unwrap_err();
         assert!(e.contains("to no request"), "{e}");

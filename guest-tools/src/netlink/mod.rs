@@ -1,4 +1,4 @@
-//! The netlink channel (seeds 001/002 "imp2", seed 004 echo, kchan's echo and burst): the
+//! The netlink channel (ICMP reports, the netlink echo, kchan's echo and burst): the
 //! `kchanctl netlink ...` commands, one file each, over the wire format (pure, unit-tested) and
 //! the socket.
 //!

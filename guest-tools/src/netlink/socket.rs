@@ -289,7 +289,7 @@ mod tests {
         };
         let mut buf = vec![0u8; RECV_BUF];
         let t = Duration::from_secs(5);
-        put(&encode(abi::IMP2_K_MSG, 0, 0, 0, &[1; 8]).unwrap());
+        put(&encode(abi::ICMP_REPORT_MSG, 0, 0, 0, &[1; 8]).unwrap());
         put(&error(6, 6, 0));
         put(&error(0, 7, 0));
         let mut seen = Vec::new();
@@ -303,7 +303,7 @@ mod tests {
             })
         })
         .unwrap();
-        assert_eq!(seen, vec![abi::IMP2_K_MSG]);
+        assert_eq!(seen, vec![abi::ICMP_REPORT_MSG]);
         let wait = |t: Duration| {
             let mut buf = vec![0u8; RECV_BUF];
             await_answer(&sock, &mut buf, "op", t, |_| Ok(None::<()>)).unwrap_err()

@@ -156,10 +156,10 @@ fn decode<T>(
     })
 }
 
-/// IMP2_K_MSG payload.
+/// ICMP_REPORT_MSG payload.
 pub fn packet_info(payload: &[u8]) -> std::result::Result<PacketInfo, ParseError> {
     decode(
-        abi::IMP2_K_MSG,
+        abi::ICMP_REPORT_MSG,
         payload,
         PacketInfo::SIZE,
         PacketInfo::from_prefix,
@@ -221,8 +221,13 @@ mod tests {
         assert_eq!(nlmsg_space(abi::NETLINK_ECHO_REPLY.len()), 44);
         assert_eq!(abi::NETLINK_UNIT_DEFAULT, 31);
         assert_eq!(
-            (abi::IMP2_U_PID, abi::IMP2_K_MSG, abi::IMP2_CLOSE),
-            (0, 1, 2)
+            (
+                abi::ICMP_REPORT_REGISTER,
+                abi::NETLINK_ECHO,
+                abi::ICMP_REPORT_MSG,
+                abi::ICMP_REPORT_UNREGISTER
+            ),
+            (0, 0, 1, 2)
         );
         assert_eq!(abi::NLMSG_ERROR as i32, libc::NLMSG_ERROR);
         assert_eq!(abi::NLMSG_DONE as i32, libc::NLMSG_DONE);
@@ -234,8 +239,8 @@ mod tests {
 
     #[test]
     fn encode_request_byte_exact() {
-        // The seed 004 echo request for "hi": type 0, flags 0, seq 7, pid 0x1234, "hi\0".
-        let m = encode(abi::IMP2_U_PID, 0, 7, 0x1234, b"hi\0").unwrap();
+        // A netlink echo request for "hi": type 0, flags 0, seq 7, pid 0x1234, "hi\0".
+        let m = encode(abi::NETLINK_ECHO, 0, 7, 0x1234, b"hi\0").unwrap();
         let mut want = Vec::new();
         want.extend_from_slice(&19u32.to_ne_bytes());
         want.extend_from_slice(&0u16.to_ne_bytes());
@@ -244,8 +249,8 @@ mod tests {
         want.extend_from_slice(&0x1234u32.to_ne_bytes());
         want.extend_from_slice(b"hi\0\0");
         assert_eq!(m, want);
-        // imp2 register / close: a bare 16-byte header, as the seed's NLMSG_LENGTH(0).
-        let c = encode(abi::IMP2_CLOSE, 0, 0, 42, &[]).unwrap();
+        // ICMP report register / unregister: a bare 16-byte header, as the seed's NLMSG_LENGTH(0).
+        let c = encode(abi::ICMP_REPORT_UNREGISTER, 0, 0, 42, &[]).unwrap();
         assert_eq!(c.len(), 16);
         assert_eq!(&c[0..4], &16u32.to_ne_bytes());
         assert_eq!(&c[4..6], &2u16.to_ne_bytes());
@@ -262,8 +267,9 @@ mod tests {
         assert_eq!(&raw[..], &want[..16]);
     }
 
-    fn seed_echo_reply() -> Vec<u8> {
-        // What seed 004's kernel sends: nlmsg_put(skb, 0, 0, NLMSG_DONE, 25, 0) + strncpy.
+    fn netlink_echo_reply() -> Vec<u8> {
+        // What the seed's kernel sends for a netlink echo: nlmsg_put(skb, 0, 0, NLMSG_DONE, 25, 0)
+        // + strncpy.
         let mut v = Vec::new();
         v.extend_from_slice(&41u32.to_ne_bytes());
         v.extend_from_slice(&abi::NLMSG_DONE.to_ne_bytes());
@@ -277,7 +283,7 @@ mod tests {
 
     #[test]
     fn parse_reply_byte_exact() {
-        let v = seed_echo_reply();
+        let v = netlink_echo_reply();
         assert_eq!(v.len(), 44);
         let msgs = parse(&v).unwrap();
         assert_eq!(msgs.len(), 1);
@@ -314,7 +320,7 @@ mod tests {
 
     #[test]
     fn parse_garbage_is_error() {
-        let v = seed_echo_reply();
+        let v = netlink_echo_reply();
         for cut in 1..16 {
             assert!(matches!(parse(&v[..cut]), Err(ParseError::Short { .. })));
         }
@@ -384,7 +390,7 @@ mod tests {
         let m = {
             let mut v = NlMsgHdr {
                 len: 24,
-                ty: abi::IMP2_K_MSG,
+                ty: abi::ICMP_REPORT_MSG,
                 flags: 0,
                 seq: 0,
                 pid: 0,
