@@ -2,8 +2,8 @@
 //! The kchan ABI: the one definition shared by the kernel module (`guest-kmod`, no_std) and the
 //! userspace client (`guest-tools`, included by path). Only `core` items and no `unsafe`:
 //! constants, `#[repr(C)]` layouts and their byte conversions, which both sides use instead of
-//! reading fields at offsets of their own. Wire formats follow the seed demos (imp1, imp2,
-//! netlink echo, memshare) so their own user programs keep working; kchan-only additions start
+//! reading fields at offsets of their own. Wire formats follow the seed demos (README.md maps
+//! them to the channels) so their own user programs keep working; kchan-only additions start
 //! at `NLMSG_MIN_TYPE`.
 
 // ---- layouts ----------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ fn put_at(dst: &mut [u8], at: usize, src: &[u8]) {
     }
 }
 
-// ---- sockopt (seed 000, "imp1") ---------------------------------------------------------------
+// ---- sockopt (wire values of seed 000, "imp1") -----------------------------------------------
 
 /// Default first optname (`sockopt_base` module parameter); the seed's IMP1_SET == IMP1_GET == 128.
 pub const SOCKOPT_BASE_DEFAULT: i32 = 128;
@@ -91,7 +91,7 @@ pub const SOCKOPT_KERNEL_MSG: &[u8] = b"a message from kernel\n\0";
 /// The seed's user message (UMSG, 26 bytes with its NUL).
 pub const SOCKOPT_USER_MSG: &[u8] = b"a message from userspace\n\0";
 
-// ---- netlink (seeds 001/002 "imp2", 004 echo) -----------------------------------------------
+// ---- netlink (ICMP reports and echo: wire values of seeds 001/002 "imp2" and 004) ------------
 //
 // Requests: every message of a sendmsg() is handled on its own, in order. The sender is the
 // socket's port (the kernel's NETLINK_CB portid), never the header's `nlmsg_pid`. Errors are
@@ -100,9 +100,10 @@ pub const SOCKOPT_USER_MSG: &[u8] = b"a message from userspace\n\0";
 // is silently dropped (and counted as `netlink_errors` in /proc/kchan/stats). NLM_F_REQUEST is
 // neither required nor checked.
 //
-// kchan's own kernel -> user messages (replies, ICMP events, burst DATA/END) have `nlmsg_pid` 0
+// kchan's own kernel -> user messages (replies, ICMP reports, burst DATA/END) have `nlmsg_pid` 0
 // and `nlmsg_flags` 0; replies, burst DATA and burst END carry the request's `nlmsg_seq`, ICMP
-// events (IMP2_K_MSG) carry seq 0. Acks are the kernel's netlink_ack() (request's seq and port).
+// reports (ICMP_REPORT_MSG) carry seq 0. Acks are the kernel's netlink_ack() (request's seq and
+// port).
 
 /// sizeof(struct nlmsghdr): the payload starts this many bytes into a message (NLMSG_HDRLEN).
 pub const NLMSG_HDRLEN: usize = 16;
@@ -127,6 +128,17 @@ wire_layout! {
 
 const _: () = assert!(NlMsgHdr::SIZE == NLMSG_HDRLEN);
 
+wire_layout! {
+    /// The start of an NLMSG_ERROR payload (`struct nlmsgerr`), native byte order: `error` is
+    /// 0 for an ack, otherwise a negative errno. The request's `NlMsgHdr` follows at
+    /// `NlMsgErr::SIZE` (netlink_ack() quotes at least the header).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct NlMsgErr {
+        pub error: i32,
+    }
+}
+
 /// NLMSG_ALIGN: messages of one datagram start at multiples of 4 bytes.
 pub const fn nlmsg_align(len: usize) -> usize {
     (len + 3) & !3
@@ -139,24 +151,30 @@ pub const NLM_F_ACK: u16 = 0x04;
 /// Netlink units are 0..NETLINK_MAX_LINKS (the kernel's MAX_LINKS): `netlink_unit` must be < 32,
 /// otherwise the module refuses to load (EINVAL).
 pub const NETLINK_MAX_LINKS: i32 = 32;
-/// Default netlink unit (`netlink_unit` module parameter): NL_IMP2 == NETLINK_MY_UNIT_PROTO == 31.
+/// Default netlink unit (`netlink_unit` module parameter): the seed's NL_IMP2 ==
+/// NETLINK_MY_UNIT_PROTO == 31.
 pub const NETLINK_UNIT_DEFAULT: i32 = 31;
-/// imp2: user -> kernel. Empty payload: register the sending port for ICMP events.
-/// Non-empty payload: the seed 004 echo (reply type NLMSG_DONE, payload NETLINK_ECHO_REPLY).
-pub const IMP2_U_PID: u16 = 0;
-/// imp2: kernel -> user, payload `PacketInfo`, one per ICMP packet seen at PRE_ROUTING.
-pub const IMP2_K_MSG: u16 = 1;
-/// imp2: user -> kernel, unregister the sending port (only the registered port itself can).
-/// A port that is not registered gets ENOENT (in the ack, so only with NLM_F_ACK).
+/// User -> kernel, empty payload: register the sending port for ICMP reports
+/// (ICMP_REPORT_MSG). The seed's IMP2_U_PID; with a payload, the same type is NETLINK_ECHO.
+pub const ICMP_REPORT_REGISTER: u16 = 0;
+/// User -> kernel, non-empty payload: the netlink echo (reply type NLMSG_DONE, payload
+/// NETLINK_ECHO_REPLY). The same type as ICMP_REPORT_REGISTER: the payload tells them apart.
+pub const NETLINK_ECHO: u16 = ICMP_REPORT_REGISTER;
+/// Kernel -> user, payload `PacketInfo`, one per ICMP packet seen at PRE_ROUTING. The seed's
+/// IMP2_K_MSG.
+pub const ICMP_REPORT_MSG: u16 = 1;
+/// User -> kernel, unregister the sending port (only the registered port itself can).
+/// A port that is not registered gets ENOENT (in the ack, so only with NLM_F_ACK). The seed's
+/// IMP2_CLOSE.
 ///
 /// Same value as NLMSG_ERROR (2), inherited from the seed: the direction tells them apart.
-/// User -> kernel, 2 is always IMP2_CLOSE; kernel -> user, 2 is always an NLMSG_ERROR ack
-/// (kchan never sends IMP2_CLOSE).
-pub const IMP2_CLOSE: u16 = 2;
+/// User -> kernel, 2 is always ICMP_REPORT_UNREGISTER; kernel -> user, 2 is always an
+/// NLMSG_ERROR ack (kchan never sends ICMP_REPORT_UNREGISTER).
+pub const ICMP_REPORT_UNREGISTER: u16 = 2;
 /// Standard netlink control type: the ack (`struct nlmsgerr`), kernel -> user only. Equal to
-/// IMP2_CLOSE, see there.
+/// ICMP_REPORT_UNREGISTER, see there.
 pub const NLMSG_ERROR: u16 = 2;
-/// Standard netlink control type: the seed 004 echo reply.
+/// Standard netlink control type: the reply to NETLINK_ECHO.
 pub const NLMSG_DONE: u16 = 3;
 /// First type free for kchan's own messages (the kernel's NLMSG_MIN_TYPE).
 pub const NLMSG_MIN_TYPE: u16 = 0x10;
@@ -204,9 +222,10 @@ pub fn burst_data_seq(payload: &[u8]) -> Option<u32> {
     bytes_at(payload, 0).map(u32::from_le_bytes)
 }
 
-/// The seed 004 reply payload (sent without a NUL, as the seed did).
+/// The payload of the NETLINK_ECHO reply: the seed's string, sent without a NUL as the seed did.
 pub const NETLINK_ECHO_REPLY: &[u8] = b"Reply from kernel netlink";
-/// Largest payload kchan accepts in one message (echo and imp2); larger gets EMSGSIZE / is dropped.
+/// Largest echo payload kchan accepts (KCHAN_ECHO, NETLINK_ECHO); larger gets EMSGSIZE / is
+/// dropped.
 pub const NETLINK_MAX_PAYLOAD: usize = 4096;
 /// Most ports registered for ICMP events at once; one more gets ENOSPC.
 pub const NETLINK_MAX_LISTENERS: usize = 256;
@@ -219,8 +238,9 @@ pub const BURST_MAX_SIZE: u32 = 65_536;
 pub const BURST_MAX_INFLIGHT: usize = 64;
 
 wire_layout! {
-    /// imp2's `struct packet_info`: addresses in network byte order, as `iph->saddr`/`daddr`
-    /// (the fields hold those bytes in memory order, so `to_ne_bytes()` gives the address).
+    /// Payload of ICMP_REPORT_MSG, the seed's `struct packet_info`: addresses in network byte
+    /// order, as `iph->saddr`/`daddr` (the fields hold those bytes in memory order, so
+    /// `to_ne_bytes()` gives the address).
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct PacketInfo {
@@ -250,7 +270,7 @@ wire_layout! {
     }
 }
 
-// ---- procfs (seed 002) -----------------------------------------------------------------------
+// ---- procfs ----------------------------------------------------------------------------------
 
 pub const PROC_DIR: &str = "kchan";
 /// Read/write buffer, mode 0644: root writes, everyone reads. A write replaces the content.
@@ -325,6 +345,16 @@ mod tests {
             dropped: u32::MAX,
         };
         assert_eq!(BurstEnd::from_prefix(&e.to_bytes()), Some(e));
+
+        let a = NlMsgErr { error: -13 };
+        assert_eq!(a.to_bytes(), (-13i32).to_ne_bytes());
+        let mut ack = a.to_bytes().to_vec();
+        ack.extend_from_slice(&NlMsgHdr::default().to_bytes());
+        assert_eq!(NlMsgErr::from_prefix(&ack), Some(a));
+        assert_eq!(
+            NlMsgHdr::from_bytes(&ack[NlMsgErr::SIZE..]),
+            Some(NlMsgHdr::default())
+        );
     }
 
     #[test]
@@ -338,6 +368,8 @@ mod tests {
         assert_eq!(PacketInfo::SIZE, 8);
         assert_eq!(BurstRequest::SIZE, 8);
         assert_eq!(BurstEnd::SIZE, 8);
+        assert_eq!(NlMsgErr::SIZE, 4);
+        assert_eq!(NlMsgErr::from_prefix(&[0; 3]), None);
     }
 
     #[test]

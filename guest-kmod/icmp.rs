@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-//! ICMP events (seeds 001/002, "imp2"): ports registered with an empty IMP2_U_PID message
-//! receive one IMP2_K_MSG with a `PacketInfo` for every IPv4 ICMP packet seen at
-//! NF_INET_PRE_ROUTING. Ports are forgotten on IMP2_CLOSE, when their socket is released
-//! (NETLINK_URELEASE) and when unicast says the port is gone (ECONNREFUSED).
+//! Netlink ICMP reports: ports registered with an empty ICMP_REPORT_REGISTER message receive
+//! one ICMP_REPORT_MSG with a `PacketInfo` for every IPv4 ICMP packet seen at
+//! NF_INET_PRE_ROUTING. Ports are forgotten on ICMP_REPORT_UNREGISTER, when their socket is
+//! released (NETLINK_URELEASE) and when unicast says the port is gone (ECONNREFUSED).
 //!
 //! The hook runs in softirq context, so the listener set is a spinlock taken with softirqs
 //! disabled from process context, nothing in the hook sleeps (GFP_ATOMIC, non-blocking
@@ -11,7 +11,7 @@
 use kernel::prelude::*;
 use kernel::sync::{new_spinlock, SpinLock};
 
-use crate::abi::{PacketInfo, IMP2_K_MSG, NETLINK_MAX_LISTENERS};
+use crate::abi::{PacketInfo, ICMP_REPORT_MSG, NETLINK_MAX_LISTENERS};
 use crate::compat::errno;
 use crate::glue::{self, BhOff};
 use crate::nl_transport::{self, Request};
@@ -87,7 +87,7 @@ impl Listeners {
     }
 }
 
-/// IMP2_U_PID with an empty payload: register the sender (CAP_NET_ADMIN). Idempotent.
+/// ICMP_REPORT_REGISTER with an empty payload: register the sender (CAP_NET_ADMIN). Idempotent.
 pub(crate) fn register(req: &Request<'_>) -> Result {
     if !req.net_admin() {
         return Err(EPERM);
@@ -98,7 +98,7 @@ pub(crate) fn register(req: &Request<'_>) -> Result {
     Ok(())
 }
 
-/// IMP2_CLOSE: unregister the sender itself (identity is the socket's port, so one port
+/// ICMP_REPORT_UNREGISTER: unregister the sender itself (identity is the socket's port, so one port
 /// cannot unregister another). ENOENT if it was not registered.
 pub(crate) fn unregister(req: &Request<'_>) -> Result {
     if !state()?.listeners.remove(req.port) {
@@ -122,7 +122,7 @@ pub(crate) fn forget(port: u32) {
 }
 
 /// Every IPv4 packet at PRE_ROUTING (softirq). Addresses are in network byte order and are
-/// passed on as they are, like imp2's `iph->saddr`/`iph->daddr`.
+/// passed on as they are (`iph->saddr`/`iph->daddr`, as PacketInfo documents).
 #[no_mangle]
 extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
     if protocol != IPPROTO_ICMP {
@@ -141,7 +141,7 @@ extern "C" fn kchan_ipv4_packet(protocol: u8, saddr: u32, daddr: u32) {
     let mut i = 0;
     while i < set.len {
         let port = set.ports[i];
-        match nl_transport::send(port, IMP2_K_MSG, 0, info.len(), true, |p| {
+        match nl_transport::send(port, ICMP_REPORT_MSG, 0, info.len(), true, |p| {
             p.copy_from_slice(&info)
         }) {
             Ok(()) => i += 1,

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! kchan: the kernel <-> user space channels of the seed demos, re-implemented without their
-//! bugs. One module, four channels:
+//! kchan: the kernel <-> user space channels of the seed demos (README.md maps them),
+//! re-implemented without their bugs. One module, four channels:
 //!
-//! - sockopt (seed 000, imp1): `nf_register_sockopt` options `[base, base + 2)` on PF_INET.
-//! - netlink (seeds 001/002 imp2 and 004 echo): a kernel netlink socket on `netlink_unit`,
-//!   ICMP events from a PRE_ROUTING netfilter hook, echo and bulk bursts.
-//! - procfs (seed 002): /proc/kchan/buffer and /proc/kchan/stats.
-//! - mmap (seed 003, memshare): /proc/kchan/mmap and /proc/memshare/phymem_size.
+//! - sockopt: `nf_register_sockopt` options `[base, base + 2)` on PF_INET.
+//! - netlink: a kernel netlink socket on `netlink_unit`: ICMP reports from a PRE_ROUTING
+//!   netfilter hook, the netlink echo, kchan's echo and bulk bursts.
+//! - procfs: /proc/kchan/buffer and /proc/kchan/stats.
+//! - mmap: /proc/kchan/mmap and /proc/memshare/phymem_size.
 //!
 //! Layout: this file owns the shared [`State`] and the registration objects; each channel
 //! lives in its own file; glue.c holds the C-only struct layouts and registrations.

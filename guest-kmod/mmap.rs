@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The mmap channel (seed 003, "memshare"): `mmap_pages` zeroed pages shared with user space
-//! through /proc/kchan/mmap (mmap MAP_SHARED or read()), and /proc/memshare/phymem_size.
+//! The mmap channel: `mmap_pages` zeroed pages shared with user space through /proc/kchan/mmap
+//! (mmap MAP_SHARED or read()), and /proc/memshare/phymem_size.
 //!
 //! The seed exported the physical address (/proc/memshare/phymem_addr) for /dev/mem. kchan
 //! does not: it leaks the kernel's memory layout, and /dev/mem cannot map RAM anyway under

@@ -3,14 +3,14 @@
 //! the sender's process context (`kchan_netlink_input`); nl_transport.rs cuts the skb into
 //! messages and this file dispatches each one:
 //!
-//! | type            | payload          | who             | effect                          |
-//! |-----------------|------------------|-----------------|---------------------------------|
-//! | IMP2_U_PID (0)  | empty            | CAP_NET_ADMIN   | register for ICMP events        |
-//! | IMP2_U_PID (0)  | 1..=4096 bytes   | anyone          | seed 004 echo: NLMSG_DONE reply |
-//! | IMP2_CLOSE (2)  | any              | the port itself | unregister                      |
-//! | KCHAN_ECHO      | 0..=4096 bytes   | anyone          | same type, seq and payload back |
-//! | KCHAN_BURST     | BurstRequest     | CAP_NET_ADMIN   | queue a burst (burst.rs)        |
-//! | anything else   |                  |                 | EOPNOTSUPP                      |
+//! | type                       | payload        | who             | effect                       |
+//! |----------------------------|----------------|-----------------|------------------------------|
+//! | ICMP_REPORT_REGISTER (0)   | empty          | CAP_NET_ADMIN   | register for ICMP reports    |
+//! | NETLINK_ECHO (0)           | 1..=4096 bytes | anyone          | NLMSG_DONE reply             |
+//! | ICMP_REPORT_UNREGISTER (2) | any            | the port itself | unregister                   |
+//! | KCHAN_ECHO                 | 0..=4096 bytes | anyone          | same type, seq, payload back |
+//! | KCHAN_BURST                | BurstRequest   | CAP_NET_ADMIN   | queue a burst (burst.rs)     |
+//! | anything else              |                |                 | EOPNOTSUPP                   |
 //!
 //! The sender is identified by the skb's NETLINK_CB portid, never by the spoofable
 //! `nlmsg_pid`. With NLM_F_ACK every request gets an ack (0 or the error), after its reply.
@@ -23,8 +23,8 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::abi::{
-    IMP2_CLOSE, IMP2_U_PID, KCHAN_BURST, KCHAN_ECHO, NETLINK_ECHO_REPLY, NETLINK_MAX_PAYLOAD,
-    NLMSG_DONE,
+    ICMP_REPORT_REGISTER, ICMP_REPORT_UNREGISTER, KCHAN_BURST, KCHAN_ECHO, NETLINK_ECHO,
+    NETLINK_ECHO_REPLY, NETLINK_MAX_PAYLOAD, NLMSG_DONE,
 };
 use crate::compat::errno;
 use crate::nl_transport::{self, Request};
@@ -135,9 +135,9 @@ impl Drop for Deferred {
 fn dispatch(req: &Request<'_>) -> Result<Outcome> {
     let payload = req.payload();
     match req.hdr.ty {
-        IMP2_U_PID if payload.is_empty() => icmp::register(req)?,
-        IMP2_U_PID => seed_echo(req)?,
-        IMP2_CLOSE => icmp::unregister(req)?,
+        ICMP_REPORT_REGISTER if payload.is_empty() => icmp::register(req)?,
+        NETLINK_ECHO => netlink_echo(req)?,
+        ICMP_REPORT_UNREGISTER => icmp::unregister(req)?,
         KCHAN_ECHO => {
             if payload.len() > NETLINK_MAX_PAYLOAD {
                 return Err(errno::emsgsize());
@@ -150,9 +150,9 @@ fn dispatch(req: &Request<'_>) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// Seed 004: log the payload (up to its first NUL) and answer "Reply from kernel netlink"
+/// NETLINK_ECHO: log the payload (up to its first NUL) and answer "Reply from kernel netlink"
 /// (no NUL) as NLMSG_DONE, to the real sender and with the request's seq.
-fn seed_echo(req: &Request<'_>) -> Result {
+fn netlink_echo(req: &Request<'_>) -> Result {
     let payload = req.payload();
     if payload.len() > NETLINK_MAX_PAYLOAD {
         return Err(errno::emsgsize());

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The procfs channel (seed 002) and the /proc registration of every kchan file:
+//! The procfs channel and the /proc registration of every kchan file:
 //!
 //! - /proc/kchan/buffer (0644): 128-byte buffer. read() honours the file offset; a write
 //!   replaces the whole content. Root writes (the mode and the VFS permission check are the

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The sockopt channel (seed 000, "imp1"): IPPROTO_IP options `[base, base + 2)` on any
-//! AF_INET socket (UDP, raw, ...), reached because ip_setsockopt()/ip_getsockopt() hand
-//! unknown option numbers to nf_setsockopt()/nf_getsockopt().
+//! The sockopt channel: IPPROTO_IP options `[base, base + 2)` on any AF_INET socket (UDP,
+//! raw, ...), reached because ip_setsockopt()/ip_getsockopt() hand unknown option numbers to
+//! nf_setsockopt()/nf_getsockopt().
 //!
 //! - set(base): store a message (CAP_NET_ADMIN of the system: the state is global).
 //! - Only sockets of the initial network namespace reach the options; others get

@@ -44,9 +44,9 @@ OUTPUT (stable; kspec specs match it):
   netlink echo --kchan
                    echo: <payload>
   netlink listen   listening port=<port id>
-                   icmp src=<a.b.c.d> dst=<a.b.c.d>          (one per IMP2_K_MSG)
+                   icmp src=<a.b.c.d> dst=<a.b.c.d>          (one per ICMP_REPORT_MSG)
                    other: type=<t> len=<l>                   (any other message)
-                   unregistered                              (after IMP2_CLOSE was acked)
+                   unregistered                              (after ICMP_REPORT_UNREGISTER was acked)
   netlink burst    burst: sockets=<K> messages=<received> expected=<K*N> lost=<n>
                    kernel_dropped=<n> seconds=<f> msgs_per_sec=<f> mb_per_sec=<f>
                    duplicate=<n> out_of_order=<n> invalid=<n>          (one line)
@@ -121,13 +121,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// setsockopt/getsockopt on IPPROTO_IP (seed imp1)
+    /// setsockopt/getsockopt on IPPROTO_IP
     Sockopt(sockopt::SockoptCmd),
-    /// AF_NETLINK messages on the kchan unit (seeds imp2 and 004)
+    /// AF_NETLINK messages on the kchan unit: ICMP reports, echoes, bursts
     Netlink(netlink::NetlinkCmd),
-    /// /proc/kchan/buffer and /proc/kchan/stats (seed yzy_test)
+    /// /proc/kchan/buffer and /proc/kchan/stats
     Proc(procfs::ProcCmd),
-    /// mmap of /proc/kchan/mmap (seed memshare)
+    /// mmap of /proc/kchan/mmap
     Mmap(mmap::MmapCmd),
     /// Latency and throughput of each channel next to a null syscall and memcpy
     Bench(bench::BenchArgs),

@@ -1,5 +1,5 @@
-//! The mmap channel (seed 003, "memshare"): /proc/kchan/mmap mapped MAP_SHARED (the module's
-//! own mmap, not /dev/mem) or read with read(2); /proc/memshare/phymem_size gives the size.
+//! The mmap channel: /proc/kchan/mmap mapped MAP_SHARED (the module's own mmap, not /dev/mem)
+//! or read with read(2); /proc/memshare/phymem_size gives the size.
 
 use crate::abi;
 use crate::args::{parse_buflen, parse_u64, parse_usize, MsgArg};

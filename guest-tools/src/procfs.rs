@@ -1,4 +1,4 @@
-//! The procfs channel (seed 002, "yzy_test"): /proc/kchan/buffer read/write, /proc/kchan/stats.
+//! The procfs channel: /proc/kchan/buffer read/write, /proc/kchan/stats.
 
 use crate::abi;
 use crate::args::{parse_chunk, parse_u64, MsgArg};

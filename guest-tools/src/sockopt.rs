@@ -1,5 +1,5 @@
-//! The sockopt channel (seed 000, "imp1"): setsockopt/getsockopt on IPPROTO_IP with optnames
-//! `base + SOCKOPT_MSG` / `base + SOCKOPT_LAST`, served by the module's nf_sockopt_ops.
+//! The sockopt channel: setsockopt/getsockopt on IPPROTO_IP with optnames `base + SOCKOPT_MSG`
+//! / `base + SOCKOPT_LAST`, served by the module's nf_sockopt_ops.
 
 use crate::abi;
 use crate::args::{parse_buflen, MsgArg};
@@ -62,7 +62,7 @@ pub fn run(cmd: SockoptCmd, base: i32) -> Result<()> {
 pub enum SockKind {
     /// AF_INET SOCK_DGRAM: any user can open it.
     Udp,
-    /// AF_INET SOCK_RAW IPPROTO_RAW, as the seed's imp1_u (needs CAP_NET_RAW).
+    /// AF_INET SOCK_RAW IPPROTO_RAW, as the seed's user program (needs CAP_NET_RAW).
     Raw,
 }
 

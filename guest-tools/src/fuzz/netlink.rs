@@ -4,7 +4,7 @@
 use crate::abi;
 use crate::error::{Error, Result};
 use crate::netlink::{
-    self, nlmsg_align, Header, NlSocket, Recv, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO,
+    self, nlmsg_align, NlMsgHdr, NlSocket, Recv, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO,
     NLM_F_MULTI, NLM_F_REQUEST,
 };
 use std::os::fd::AsRawFd;
@@ -33,12 +33,12 @@ pub enum NlOp {
         bytes: Vec<u8>,
         ptr: Ptr,
     },
-    /// A well-formed KCHAN_ECHO, or the seed echo (IMP2_U_PID with a payload).
+    /// A well-formed KCHAN_ECHO, or a NETLINK_ECHO (type 0 with a payload).
     Echo {
         sock: usize,
         seq: u32,
         payload: Vec<u8>,
-        seed_echo: bool,
+        netlink_echo: bool,
         ack: bool,
     },
     /// A KCHAN_BURST (small, or with out-of-bounds count/size).
@@ -49,9 +49,9 @@ pub enum NlOp {
         size: u32,
         ack: bool,
     },
-    /// IMP2_U_PID without payload: register for ICMP events.
+    /// ICMP_REPORT_REGISTER (no payload): register for ICMP reports.
     Register { sock: usize, seq: u32, ack: bool },
-    /// IMP2_CLOSE.
+    /// ICMP_REPORT_UNREGISTER.
     Unregister { sock: usize, seq: u32, ack: bool },
     /// Close the socket (cancels its bursts and registration) and open a new one.
     Reopen { sock: usize },
@@ -86,12 +86,12 @@ impl NlOp {
             NlOp::Echo {
                 seq,
                 ref payload,
-                seed_echo,
+                netlink_echo,
                 ack: a,
                 ..
             } => {
-                let ty = if seed_echo {
-                    abi::IMP2_U_PID
+                let ty = if netlink_echo {
+                    abi::NETLINK_ECHO
                 } else {
                     abi::KCHAN_ECHO
                 };
@@ -107,10 +107,12 @@ impl NlOp {
                 abi::KCHAN_BURST,
                 ack(a),
                 seq,
-                &netlink::burst_request(abi::BurstRequest { count, size }),
+                &abi::BurstRequest { count, size }.to_bytes(),
             ),
-            NlOp::Register { seq, ack: a, .. } => msg(abi::IMP2_U_PID, ack(a), seq, &[]),
-            NlOp::Unregister { seq, ack: a, .. } => msg(abi::IMP2_CLOSE, ack(a), seq, &[]),
+            NlOp::Register { seq, ack: a, .. } => msg(abi::ICMP_REPORT_REGISTER, ack(a), seq, &[]),
+            NlOp::Unregister { seq, ack: a, .. } => {
+                msg(abi::ICMP_REPORT_UNREGISTER, ack(a), seq, &[])
+            }
             NlOp::Reopen { .. } | NlOp::Rcvbuf { .. } | NlOp::Drain => return None,
         };
         Some((bytes, Ptr::Start))
@@ -174,9 +176,9 @@ fn gen_message(rng: &mut Rng, out: &mut Vec<u8>) {
     let ty = match rng.below(100) {
         0..=49 => rng.below(0x21) as u16,
         50..=79 => rng.pick(&[
-            abi::IMP2_U_PID,
-            abi::IMP2_U_PID,
-            abi::IMP2_CLOSE,
+            abi::ICMP_REPORT_REGISTER,
+            abi::NETLINK_ECHO,
+            abi::ICMP_REPORT_UNREGISTER,
             abi::KCHAN_ECHO,
             abi::KCHAN_ECHO,
             abi::KCHAN_BURST,
@@ -193,7 +195,7 @@ fn gen_message(rng: &mut Rng, out: &mut Vec<u8>) {
     // A burst request is always bounded (see gen_burst): never a 10-million message burst.
     let payload = if ty == abi::KCHAN_BURST && rng.percent(80) {
         let (count, size) = gen_burst(rng);
-        netlink::burst_request(abi::BurstRequest { count, size }).to_vec()
+        abi::BurstRequest { count, size }.to_bytes().to_vec()
     } else {
         let n = gen_payload_len(rng);
         rng.bytes(n)
@@ -210,7 +212,7 @@ fn gen_message(rng: &mut Rng, out: &mut Vec<u8>) {
         _ => rng.u32(),
     };
     out.extend_from_slice(
-        &Header {
+        &NlMsgHdr {
             len,
             ty,
             flags,
@@ -246,14 +248,21 @@ pub fn gen_datagram(rng: &mut Rng) -> Vec<u8> {
                 abi::NETLINK_MAX_PAYLOAD as u64 + 1,
                 abi::BURST_MAX_SIZE as u64,
             ) as usize;
-            let ty = rng.pick(&[abi::IMP2_U_PID, abi::KCHAN_ECHO, abi::IMP2_CLOSE, 0x20]);
+            let ty = rng.pick(&[
+                abi::NETLINK_ECHO,
+                abi::KCHAN_ECHO,
+                abi::ICMP_REPORT_UNREGISTER,
+                0x20,
+            ]);
             let flags = gen_flags(rng);
             let seq = rng.u32();
             let payload = rng.bytes(n);
             let mut v = netlink::encode(ty, flags, seq, 0, &payload).unwrap_or_default();
             if rng.percent(30) {
                 let wrong = rng.u32();
-                v[..4].copy_from_slice(&wrong.to_ne_bytes());
+                if let Some(h) = NlMsgHdr::from_prefix(&v) {
+                    v[..NLMSG_HDRLEN].copy_from_slice(&NlMsgHdr { len: wrong, ..h }.to_bytes());
+                }
             }
             v
         }
@@ -293,9 +302,9 @@ pub fn gen_netlink(rng: &mut Rng) -> NlOp {
             NlOp::Send { sock, bytes, ptr }
         }
         62..=71 => {
-            let seed_echo = rng.percent(20);
+            let netlink_echo = rng.percent(20);
             let n = match rng.below(100) {
-                0..=89 => rng.range(u64::from(seed_echo), 512),
+                0..=89 => rng.range(u64::from(netlink_echo), 512),
                 90..=97 => abi::NETLINK_MAX_PAYLOAD as u64,
                 _ => abi::NETLINK_MAX_PAYLOAD as u64 + 1,
             } as usize;
@@ -303,7 +312,7 @@ pub fn gen_netlink(rng: &mut Rng) -> NlOp {
                 sock,
                 seq: rng.u32(),
                 payload: rng.bytes(n),
-                seed_echo,
+                netlink_echo,
                 ack: rng.percent(70),
             }
         }

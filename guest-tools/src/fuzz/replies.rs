@@ -3,7 +3,7 @@
 
 use crate::abi;
 use crate::escape::escape;
-use crate::netlink::{self, nlmsg_align, Header, NLMSG_HDRLEN};
+use crate::netlink::{self, nlmsg_align, NlMsgHdr, NLMSG_HDRLEN};
 use std::collections::VecDeque;
 
 /// What the kernel will answer to a datagram, by the ABI's framing rules (messages handled in
@@ -19,7 +19,7 @@ pub struct Expect {
 pub fn expect(dgram: &[u8]) -> Expect {
     let mut e = Expect::default();
     let mut rest = dgram;
-    while let Ok(h) = Header::from_bytes(rest) {
+    while let Some(h) = NlMsgHdr::from_prefix(rest) {
         let mlen = h.len as usize;
         if mlen < NLMSG_HDRLEN || mlen > rest.len() {
             break;
@@ -29,13 +29,15 @@ pub fn expect(dgram: &[u8]) -> Expect {
             abi::KCHAN_ECHO if payload.len() <= abi::NETLINK_MAX_PAYLOAD => {
                 e.echoes.push((h.seq, payload.to_vec()))
             }
-            abi::KCHAN_BURST if payload.len() == 8 => {
-                let count = u32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                let size = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]);
-                if count <= abi::BURST_MAX_COUNT
-                    && (abi::BURST_MIN_SIZE..=abi::BURST_MAX_SIZE).contains(&size)
+            abi::KCHAN_BURST => {
+                if let Some(abi::BurstRequest { count, size }) =
+                    abi::BurstRequest::from_bytes(payload)
                 {
-                    e.bursts.push((h.seq, count, size));
+                    if count <= abi::BURST_MAX_COUNT
+                        && (abi::BURST_MIN_SIZE..=abi::BURST_MAX_SIZE).contains(&size)
+                    {
+                        e.bursts.push((h.seq, count, size));
+                    }
                 }
             }
             _ => {}
@@ -97,8 +99,8 @@ impl Pending {
                     }
                 }
                 abi::KCHAN_ECHO => self.check_echo(seq, p)?,
-                abi::IMP2_K_MSG => {
-                    if p.len() < std::mem::size_of::<abi::PacketInfo>() {
+                abi::ICMP_REPORT_MSG => {
+                    if abi::PacketInfo::from_prefix(p).is_none() {
                         return Err(format!("ICMP event of {} bytes", p.len()));
                     }
                 }
@@ -135,7 +137,7 @@ impl Pending {
     }
 
     fn check_burst_data(&self, seq: u32, p: &[u8]) -> std::result::Result<(), String> {
-        let n = netlink::burst_seq(p).ok_or_else(|| format!("burst data of {} bytes", p.len()))?;
+        let n = abi::burst_data_seq(p).ok_or_else(|| format!("burst data of {} bytes", p.len()))?;
         if let Some(i) = (abi::BURST_SEQ_LEN..p.len()).find(|&i| p[i] != abi::burst_filler(i)) {
             return Err(format!(
                 "burst data seq {seq}: byte {i} is {:#04x}, expected {:#04x}",
@@ -214,7 +216,7 @@ mod tests {
                 0,
                 6,
                 0,
-                &netlink::burst_request(abi::BurstRequest { count: 3, size: 64 }),
+                &abi::BurstRequest { count: 3, size: 64 }.to_bytes(),
             )
             .unwrap(),
         );
@@ -224,7 +226,7 @@ mod tests {
                 0,
                 7,
                 0,
-                &netlink::burst_request(abi::BurstRequest { count: 3, size: 2 }),
+                &abi::BurstRequest { count: 3, size: 2 }.to_bytes(),
             )
             .unwrap(),
         );
@@ -247,9 +249,9 @@ mod tests {
     }
 
     fn ack(seq: u32, err: i32) -> Vec<u8> {
-        let mut p = err.to_ne_bytes().to_vec();
+        let mut p = abi::NlMsgErr { error: err }.to_bytes().to_vec();
         p.extend_from_slice(
-            &Header {
+            &NlMsgHdr {
                 len: 16,
                 ty: 0x10,
                 flags: 5,
@@ -271,7 +273,7 @@ mod tests {
                 0,
                 6,
                 0,
-                &netlink::burst_request(abi::BurstRequest { count: 2, size: 8 }),
+                &abi::BurstRequest { count: 2, size: 8 }.to_bytes(),
             )
             .unwrap(),
         );
@@ -284,10 +286,18 @@ mod tests {
             .unwrap();
         p.check(&reply(abi::KCHAN_BURST_DATA, 6, &[1, 0, 0, 0, 4, 5, 6, 7]))
             .unwrap();
-        let end = [1u32.to_ne_bytes(), 1u32.to_ne_bytes()].concat();
+        let end = abi::BurstEnd {
+            sent: 1,
+            dropped: 1,
+        }
+        .to_bytes();
         p.check(&reply(abi::KCHAN_BURST_END, 6, &end)).unwrap();
-        p.check(&reply(abi::IMP2_K_MSG, 0, &[127, 0, 0, 1, 127, 0, 0, 1]))
-            .unwrap();
+        p.check(&reply(
+            abi::ICMP_REPORT_MSG,
+            0,
+            &[127, 0, 0, 1, 127, 0, 0, 1],
+        ))
+        .unwrap();
         // The echo was matched: a second reply to it answers no request.
         let e = p.check(&reply(abi::KCHAN_ECHO, 5, b"abc")).unwrap_err();
         assert!(e.contains("to no request"), "{e}");
@@ -299,7 +309,11 @@ mod tests {
         assert!(e.contains("differs"), "{e}");
         assert!(p.check(&ack(5, 1)).is_err());
         assert!(p
-            .check(&reply(abi::NLMSG_ERROR, 5, &0i32.to_ne_bytes()))
+            .check(&reply(
+                abi::NLMSG_ERROR,
+                5,
+                &abi::NlMsgErr { error: 0 }.to_bytes()
+            ))
             .is_err());
         assert!(p
             .check(&reply(abi::NLMSG_DONE, 1, b"Reply from kernel"))
@@ -313,7 +327,11 @@ mod tests {
         assert!(p
             .check(&reply(abi::KCHAN_BURST_DATA, 6, &[2, 0, 0, 0, 4, 5, 6, 7]))
             .is_err());
-        let end = [2u32.to_ne_bytes(), 1u32.to_ne_bytes()].concat();
+        let end = abi::BurstEnd {
+            sent: 2,
+            dropped: 1,
+        }
+        .to_bytes();
         assert!(p.check(&reply(abi::KCHAN_BURST_END, 6, &end)).is_err());
         assert!(p.check(&reply(0x77, 1, b"")).is_err());
         assert!(p.check(&[1, 2, 3]).is_err());

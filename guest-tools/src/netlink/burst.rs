@@ -7,9 +7,7 @@ use crate::output;
 use std::time::{Duration, Instant};
 
 use super::socket::{wait_any, NlSocket, Recv, POLL_SLICE, RECV_BUF};
-use super::wire::{
-    burst_end, burst_request, burst_seq, parse, parse_error, Message, NLM_F_ACK, NLM_F_REQUEST,
-};
+use super::wire::{burst_end, parse, parse_error, Message, NLM_F_ACK, NLM_F_REQUEST};
 
 /// Per-socket state of a burst.
 struct BurstSock {
@@ -136,10 +134,11 @@ pub fn run_burst(p: &BurstParams) -> Result<BurstStats> {
         expected: u64::from(p.count) * p.sockets as u64,
         ..Default::default()
     };
-    let req = burst_request(abi::BurstRequest {
+    let req = abi::BurstRequest {
         count: p.count,
         size: p.size,
-    });
+    }
+    .to_bytes();
     let start = Instant::now();
     for s in &mut socks {
         // With NLM_F_ACK: kchan reports EPERM/EINVAL/EBUSY only then; the ACK precedes the data.
@@ -230,7 +229,7 @@ impl BurstSock {
 
     fn count_data(&mut self, payload: &[u8], p: &BurstParams, st: &mut BurstStats) {
         st.messages += 1;
-        let seq = match burst_seq(payload) {
+        let seq = match abi::burst_data_seq(payload) {
             Some(q) if q < p.count && (q as usize) < self.seen.len() * 64 => q,
             _ => {
                 st.invalid += 1;

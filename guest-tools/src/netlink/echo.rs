@@ -1,4 +1,5 @@
-//! `netlink echo`: the seed 004 echo, or with --kchan kchan's own KCHAN_ECHO.
+//! `netlink echo`: the netlink echo (NETLINK_ECHO, answered by NLMSG_DONE), or with --kchan
+//! kchan's own KCHAN_ECHO.
 
 use crate::abi;
 use crate::error::{Error, Result};
@@ -8,12 +9,12 @@ use std::time::Duration;
 
 use super::open_verbose;
 use super::socket::{await_answer, Answer, NlSocket, RECV_BUF};
-use super::wire::{Header, NLM_F_ACK, NLM_F_REQUEST};
+use super::wire::{NlMsgHdr, NLM_F_ACK, NLM_F_REQUEST};
 
 const OP: &str = "netlink echo";
 
 /// The first message but an ACK with sequence `seq` (any when `seq` is None).
-fn reply(sock: &NlSocket, seq: Option<u32>, timeout: Duration) -> Result<(Header, Vec<u8>)> {
+fn reply(sock: &NlSocket, seq: Option<u32>, timeout: Duration) -> Result<(NlMsgHdr, Vec<u8>)> {
     let mut buf = vec![0u8; RECV_BUF];
     await_answer(sock, &mut buf, OP, timeout, |a| {
         Ok(match a {
@@ -25,7 +26,7 @@ fn reply(sock: &NlSocket, seq: Option<u32>, timeout: Duration) -> Result<(Header
     })
 }
 
-/// `netlink echo MSG`: the seed 004 echo (type IMP2_U_PID, flags 0, payload MSG + NUL).
+/// `netlink echo MSG`: NETLINK_ECHO (type 0, flags 0, payload MSG + NUL).
 /// kchan drops failed requests silently unless NLM_F_ACK is set: `ack` sets it so an error
 /// (e.g. EMSGSIZE) is reported instead of a timeout.
 pub(super) fn cmd_echo(
@@ -39,7 +40,7 @@ pub(super) fn cmd_echo(
     let mut payload = msg.to_vec();
     payload.push(0);
     let flags = if ack { NLM_F_ACK } else { 0 };
-    let seq = sock.send(abi::IMP2_U_PID, flags, &payload)?;
+    let seq = sock.send(abi::NETLINK_ECHO, flags, &payload)?;
     let (h, p) = reply(&sock, ack.then_some(seq), timeout)?;
     output::line(&format!("reply: {}", escape(until_nul(&p))))?;
     output::line(&format!("type: {}", h.ty))

@@ -59,12 +59,12 @@ pub(super) fn cmd_listen(
 /// Register and wait for the ACK. Events may already be queued before the ACK (the hook can
 /// fire between registration and the ACK being queued): they are returned, to be printed.
 fn register(sock: &mut NlSocket, buf: &mut [u8]) -> Result<Vec<abi::PacketInfo>> {
-    let seq = sock.send(abi::IMP2_U_PID, NLM_F_ACK, &[])?;
+    let seq = sock.send(abi::ICMP_REPORT_REGISTER, NLM_F_ACK, &[])?;
     let mut early = Vec::new();
     await_answer(sock, buf, "netlink register", REPLY_TIMEOUT, |a| {
         match a {
             Answer::Ack(ack) if ack.is_for(seq) => return Ok(Some(())),
-            Answer::Msg(m) if m.header.ty == abi::IMP2_K_MSG => {
+            Answer::Msg(m) if m.header.ty == abi::ICMP_REPORT_MSG => {
                 if let Ok(p) = packet_info(m.payload) {
                     early.push(p);
                 }
@@ -78,7 +78,7 @@ fn register(sock: &mut NlSocket, buf: &mut [u8]) -> Result<Vec<abi::PacketInfo>>
 
 /// Unregister (the seed's sig_int), with an ACK so a failure is visible.
 fn unregister(sock: &mut NlSocket, buf: &mut [u8]) -> Result<()> {
-    let seq = sock.send(abi::IMP2_CLOSE, NLM_F_ACK, &[])?;
+    let seq = sock.send(abi::ICMP_REPORT_UNREGISTER, NLM_F_ACK, &[])?;
     await_answer(sock, buf, "netlink unregister", REPLY_TIMEOUT, |a| {
         Ok(matches!(a, Answer::Ack(ack) if ack.is_for(seq)).then_some(()))
     })
@@ -142,7 +142,7 @@ fn print_queued(
         };
         for m in msgs {
             match m.header.ty {
-                abi::IMP2_K_MSG => match packet_info(m.payload) {
+                abi::ICMP_REPORT_MSG => match packet_info(m.payload) {
                     Ok(p) => {
                         output::line(&format_icmp(&p))?;
                         *seen += 1;

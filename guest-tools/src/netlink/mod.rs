@@ -1,4 +1,4 @@
-//! The netlink channel (seeds 001/002 "imp2", seed 004 echo, kchan's echo and burst): the
+//! The netlink channel (ICMP reports, the netlink echo, kchan's echo and burst): the
 //! `kchanctl netlink ...` commands, one file each, over the wire format (pure, unit-tested) and
 //! the socket.
 //!
@@ -37,7 +37,7 @@ pub struct NetlinkCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum NetlinkOp {
-    /// Seed 004 echo: type 0 (IMP2_U_PID), flags 0, payload MSG + NUL; --kchan: KCHAN_ECHO
+    /// Netlink echo: type 0 (NETLINK_ECHO), flags 0, payload MSG + NUL; --kchan: KCHAN_ECHO
     Echo {
         #[command(flatten)]
         msg: MsgArg,
@@ -51,7 +51,7 @@ pub enum NetlinkOp {
         #[arg(long, default_value = "5", value_parser = parse_secs)]
         timeout: Duration,
     },
-    /// Register for ICMP events (IMP2_U_PID + ACK), print them, IMP2_CLOSE on exit/SIGINT/SIGTERM
+    /// Register for ICMP reports (ICMP_REPORT_REGISTER + ACK), print them, unregister on exit/SIGINT/SIGTERM
     Listen {
         /// Stop after N events (not reached before --timeout: exit 1, ETIMEDOUT)
         #[arg(long, value_parser = parse_u64)]

@@ -35,7 +35,7 @@ pub fn craft_bytes(c: &Craft, port: u32) -> Vec<u8> {
     let len = c
         .len
         .unwrap_or_else(|| u32::try_from(nlmsg_length(c.payload.len())).unwrap_or(u32::MAX));
-    let mut v = Header {
+    let mut v = NlMsgHdr {
         len,
         ty: c.ty,
         flags: c.flags,
@@ -104,9 +104,9 @@ pub(super) fn cmd_ping_unit(unit: i32) -> Result<()> {
 /// `--type`: a number or a name.
 pub fn parse_type(s: &str) -> std::result::Result<u16, String> {
     let v = match s.to_ascii_lowercase().replace('-', "_").as_str() {
-        "u_pid" | "imp2_u_pid" | "register" => abi::IMP2_U_PID,
-        "k_msg" | "imp2_k_msg" => abi::IMP2_K_MSG,
-        "close" | "imp2_close" => abi::IMP2_CLOSE,
+        "u_pid" | "imp2_u_pid" | "register" => abi::ICMP_REPORT_REGISTER,
+        "k_msg" | "imp2_k_msg" => abi::ICMP_REPORT_MSG,
+        "close" | "imp2_close" => abi::ICMP_REPORT_UNREGISTER,
         "noop" => NLMSG_NOOP,
         "error" => abi::NLMSG_ERROR,
         "done" => abi::NLMSG_DONE,

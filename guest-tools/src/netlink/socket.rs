@@ -7,7 +7,7 @@ use nix::sys::socket::{self as nixsock, NetlinkAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::wire::{encode, parse, parse_error, Header, Message};
+use super::wire::{encode, parse, parse_error, Message, NlMsgHdr};
 
 /// Big enough for any kchan message (BURST_MAX_SIZE payload + header) with room to spare.
 pub const RECV_BUF: usize = 128 * 1024;
@@ -199,7 +199,7 @@ pub enum Answer<'a> {
 /// An NLMSG_ERROR with error 0.
 pub struct Ack {
     seq: u32,
-    request: Option<Header>,
+    request: Option<NlMsgHdr>,
 }
 
 impl Ack {
@@ -276,8 +276,8 @@ mod tests {
         };
         // An NLMSG_ERROR of `err` in a message with `seq`, quoting a request with `quoted`.
         let error = |seq: u32, quoted: u32, err: i32| {
-            let mut p = err.to_ne_bytes().to_vec();
-            let request = Header {
+            let mut p = abi::NlMsgErr { error: err }.to_bytes().to_vec();
+            let request = NlMsgHdr {
                 len: 16,
                 ty: 0,
                 flags: 4,
@@ -289,7 +289,7 @@ mod tests {
         };
         let mut buf = vec![0u8; RECV_BUF];
         let t = Duration::from_secs(5);
-        put(&encode(abi::IMP2_K_MSG, 0, 0, 0, &[1; 8]).unwrap());
+        put(&encode(abi::ICMP_REPORT_MSG, 0, 0, 0, &[1; 8]).unwrap());
         put(&error(6, 6, 0));
         put(&error(0, 7, 0));
         let mut seen = Vec::new();
@@ -303,7 +303,7 @@ mod tests {
             })
         })
         .unwrap();
-        assert_eq!(seen, vec![abi::IMP2_K_MSG]);
+        assert_eq!(seen, vec![abi::ICMP_REPORT_MSG]);
         let wait = |t: Duration| {
             let mut buf = vec![0u8; RECV_BUF];
             await_answer(&sock, &mut buf, "op", t, |_| Ok(None::<()>)).unwrap_err()

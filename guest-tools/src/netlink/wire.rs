@@ -1,17 +1,14 @@
 //! The netlink wire format: headers, messages and kchan's payloads, encoded and decoded
 //! without a socket.
 
-use crate::abi;
+use crate::abi::{self, BurstEnd, NlMsgErr, PacketInfo};
 use crate::error::errno_name;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-/// sizeof(struct nlmsghdr) == NLMSG_HDRLEN.
-pub const NLMSG_HDRLEN: usize = 16;
+pub use crate::abi::{nlmsg_align, NlMsgHdr, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_REQUEST};
 
-pub const NLM_F_REQUEST: u16 = 0x01;
 pub const NLM_F_MULTI: u16 = 0x02;
-pub const NLM_F_ACK: u16 = 0x04;
 pub const NLM_F_ECHO: u16 = 0x08;
 pub const NLM_F_DUMP_INTR: u16 = 0x10;
 pub const NLM_F_DUMP_FILTERED: u16 = 0x20;
@@ -28,51 +25,11 @@ pub const NLM_F_APPEND: u16 = 0x800;
 pub const NLMSG_NOOP: u16 = 1;
 pub const NLMSG_OVERRUN: u16 = 4;
 
-pub const fn nlmsg_align(len: usize) -> usize {
-    (len + 3) & !3
-}
 pub const fn nlmsg_length(len: usize) -> usize {
     len + NLMSG_HDRLEN
 }
 pub const fn nlmsg_space(len: usize) -> usize {
     nlmsg_align(nlmsg_length(len))
-}
-
-/// struct nlmsghdr, host byte order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Header {
-    pub len: u32,
-    pub ty: u16,
-    pub flags: u16,
-    pub seq: u32,
-    pub pid: u32,
-}
-
-impl Header {
-    pub fn to_bytes(self) -> [u8; NLMSG_HDRLEN] {
-        let mut b = [0u8; NLMSG_HDRLEN];
-        b[0..4].copy_from_slice(&self.len.to_ne_bytes());
-        b[4..6].copy_from_slice(&self.ty.to_ne_bytes());
-        b[6..8].copy_from_slice(&self.flags.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        b[12..16].copy_from_slice(&self.pid.to_ne_bytes());
-        b
-    }
-
-    /// Decode the first 16 bytes of `b`.
-    pub fn from_bytes(b: &[u8]) -> std::result::Result<Header, ParseError> {
-        let h = b.get(..NLMSG_HDRLEN).ok_or(ParseError::Short {
-            offset: 0,
-            have: b.len(),
-        })?;
-        Ok(Header {
-            len: u32::from_ne_bytes([h[0], h[1], h[2], h[3]]),
-            ty: u16::from_ne_bytes([h[4], h[5]]),
-            flags: u16::from_ne_bytes([h[6], h[7]]),
-            seq: u32::from_ne_bytes([h[8], h[9], h[10], h[11]]),
-            pid: u32::from_ne_bytes([h[12], h[13], h[14], h[15]]),
-        })
-    }
 }
 
 /// Why a received datagram could not be decoded.
@@ -110,7 +67,7 @@ impl fmt::Display for ParseError {
 /// One decoded message, borrowing its payload from the datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
-    pub header: Header,
+    pub header: NlMsgHdr,
     pub payload: &'a [u8],
 }
 
@@ -120,7 +77,7 @@ pub fn encode(ty: u16, flags: u16, seq: u32, pid: u32, payload: &[u8]) -> Option
     let len = u32::try_from(nlmsg_length(payload.len())).ok()?;
     let mut v = Vec::with_capacity(nlmsg_space(payload.len()));
     v.extend_from_slice(
-        &Header {
+        &NlMsgHdr {
             len,
             ty,
             flags,
@@ -141,7 +98,7 @@ pub fn parse(buf: &[u8]) -> std::result::Result<Vec<Message<'_>>, ParseError> {
     let mut off = 0usize;
     while off < buf.len() {
         let rest = &buf[off..];
-        let header = Header::from_bytes(rest).map_err(|_| ParseError::Short {
+        let header = NlMsgHdr::from_prefix(rest).ok_or(ParseError::Short {
             offset: off,
             have: rest.len(),
         })?;
@@ -163,15 +120,15 @@ pub fn parse(buf: &[u8]) -> std::result::Result<Vec<Message<'_>>, ParseError> {
 }
 
 /// The payload of NLMSG_ERROR: the (negative) error, and the echoed request header if present.
-pub fn parse_error(payload: &[u8]) -> std::result::Result<(i32, Option<Header>), ParseError> {
-    let e = payload.get(..4).ok_or(ParseError::Payload {
-        ty: abi::NLMSG_ERROR,
-        need: 4,
-        have: payload.len(),
-    })?;
-    let err = i32::from_ne_bytes([e[0], e[1], e[2], e[3]]);
-    let orig = Header::from_bytes(&payload[4..]).ok();
-    Ok((err, orig))
+pub fn parse_error(payload: &[u8]) -> std::result::Result<(i32, Option<NlMsgHdr>), ParseError> {
+    let e = decode(
+        abi::NLMSG_ERROR,
+        payload,
+        NlMsgErr::SIZE,
+        NlMsgErr::from_prefix,
+    )?;
+    let orig = NlMsgHdr::from_prefix(&payload[NlMsgErr::SIZE..]);
+    Ok((e.error, orig))
 }
 
 /// `0` for an ACK, the errno name for a negative error, the number otherwise.
@@ -185,22 +142,28 @@ pub fn error_text(err: i32) -> String {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+/// A payload of message type `ty` decoded by the ABI's `from_prefix` (`need` bytes or more).
+fn decode<T>(
+    ty: u16,
+    payload: &[u8],
+    need: usize,
+    from_prefix: fn(&[u8]) -> Option<T>,
+) -> std::result::Result<T, ParseError> {
+    from_prefix(payload).ok_or(ParseError::Payload {
+        ty,
+        need,
+        have: payload.len(),
+    })
 }
 
-/// IMP2_K_MSG payload.
-pub fn packet_info(payload: &[u8]) -> std::result::Result<abi::PacketInfo, ParseError> {
-    let err = ParseError::Payload {
-        ty: abi::IMP2_K_MSG,
-        need: std::mem::size_of::<abi::PacketInfo>(),
-        have: payload.len(),
-    };
-    Ok(abi::PacketInfo {
-        src: u32_at(payload, 0).ok_or(err)?,
-        dest: u32_at(payload, 4).ok_or(err)?,
-    })
+/// ICMP_REPORT_MSG payload.
+pub fn packet_info(payload: &[u8]) -> std::result::Result<PacketInfo, ParseError> {
+    decode(
+        abi::ICMP_REPORT_MSG,
+        payload,
+        PacketInfo::SIZE,
+        PacketInfo::from_prefix,
+    )
 }
 
 /// The address in a PacketInfo field (network byte order in memory).
@@ -208,33 +171,18 @@ pub fn ipv4(field: u32) -> Ipv4Addr {
     Ipv4Addr::from(field.to_ne_bytes())
 }
 
-pub fn format_icmp(p: &abi::PacketInfo) -> String {
+pub fn format_icmp(p: &PacketInfo) -> String {
     format!("icmp src={} dst={}", ipv4(p.src), ipv4(p.dest))
 }
 
-pub fn burst_request(r: abi::BurstRequest) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    b[0..4].copy_from_slice(&r.count.to_ne_bytes());
-    b[4..8].copy_from_slice(&r.size.to_ne_bytes());
-    b
-}
-
-pub fn burst_end(payload: &[u8]) -> std::result::Result<abi::BurstEnd, ParseError> {
-    let err = ParseError::Payload {
-        ty: abi::KCHAN_BURST_END,
-        need: std::mem::size_of::<abi::BurstEnd>(),
-        have: payload.len(),
-    };
-    Ok(abi::BurstEnd {
-        sent: u32_at(payload, 0).ok_or(err)?,
-        dropped: u32_at(payload, 4).ok_or(err)?,
-    })
-}
-
-/// The sequence number at the start of a KCHAN_BURST_DATA payload (little-endian).
-pub fn burst_seq(payload: &[u8]) -> Option<u32> {
-    let s = payload.get(..4)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+/// KCHAN_BURST_END payload.
+pub fn burst_end(payload: &[u8]) -> std::result::Result<BurstEnd, ParseError> {
+    decode(
+        abi::KCHAN_BURST_END,
+        payload,
+        BurstEnd::SIZE,
+        BurstEnd::from_prefix,
+    )
 }
 
 #[cfg(test)]
@@ -260,6 +208,8 @@ mod tests {
         assert_eq!(offset_of!(libc::nlmsghdr, nlmsg_type), 4);
         assert_eq!(offset_of!(libc::nlmsghdr, nlmsg_seq), 8);
         assert_eq!(offset_of!(libc::nlmsghdr, nlmsg_pid), 12);
+        assert_eq!(offset_of!(libc::nlmsgerr, msg), NlMsgErr::SIZE);
+        assert_eq!(size_of::<libc::nlmsgerr>(), NlMsgErr::SIZE + NLMSG_HDRLEN);
     }
 
     #[test]
@@ -271,8 +221,13 @@ mod tests {
         assert_eq!(nlmsg_space(abi::NETLINK_ECHO_REPLY.len()), 44);
         assert_eq!(abi::NETLINK_UNIT_DEFAULT, 31);
         assert_eq!(
-            (abi::IMP2_U_PID, abi::IMP2_K_MSG, abi::IMP2_CLOSE),
-            (0, 1, 2)
+            (
+                abi::ICMP_REPORT_REGISTER,
+                abi::NETLINK_ECHO,
+                abi::ICMP_REPORT_MSG,
+                abi::ICMP_REPORT_UNREGISTER
+            ),
+            (0, 0, 1, 2)
         );
         assert_eq!(abi::NLMSG_ERROR as i32, libc::NLMSG_ERROR);
         assert_eq!(abi::NLMSG_DONE as i32, libc::NLMSG_DONE);
@@ -284,8 +239,8 @@ mod tests {
 
     #[test]
     fn encode_request_byte_exact() {
-        // The seed 004 echo request for "hi": type 0, flags 0, seq 7, pid 0x1234, "hi\0".
-        let m = encode(abi::IMP2_U_PID, 0, 7, 0x1234, b"hi\0").unwrap();
+        // A netlink echo request for "hi": type 0, flags 0, seq 7, pid 0x1234, "hi\0".
+        let m = encode(abi::NETLINK_ECHO, 0, 7, 0x1234, b"hi\0").unwrap();
         let mut want = Vec::new();
         want.extend_from_slice(&19u32.to_ne_bytes());
         want.extend_from_slice(&0u16.to_ne_bytes());
@@ -294,8 +249,8 @@ mod tests {
         want.extend_from_slice(&0x1234u32.to_ne_bytes());
         want.extend_from_slice(b"hi\0\0");
         assert_eq!(m, want);
-        // imp2 register / close: a bare 16-byte header, as the seed's NLMSG_LENGTH(0).
-        let c = encode(abi::IMP2_CLOSE, 0, 0, 42, &[]).unwrap();
+        // ICMP report register / unregister: a bare 16-byte header, as the seed's NLMSG_LENGTH(0).
+        let c = encode(abi::ICMP_REPORT_UNREGISTER, 0, 0, 42, &[]).unwrap();
         assert_eq!(c.len(), 16);
         assert_eq!(&c[0..4], &16u32.to_ne_bytes());
         assert_eq!(&c[4..6], &2u16.to_ne_bytes());
@@ -312,8 +267,9 @@ mod tests {
         assert_eq!(&raw[..], &want[..16]);
     }
 
-    fn seed_echo_reply() -> Vec<u8> {
-        // What seed 004's kernel sends: nlmsg_put(skb, 0, 0, NLMSG_DONE, 25, 0) + strncpy.
+    fn netlink_echo_reply() -> Vec<u8> {
+        // What the seed's kernel sends for a netlink echo: nlmsg_put(skb, 0, 0, NLMSG_DONE, 25, 0)
+        // + strncpy.
         let mut v = Vec::new();
         v.extend_from_slice(&41u32.to_ne_bytes());
         v.extend_from_slice(&abi::NLMSG_DONE.to_ne_bytes());
@@ -327,13 +283,13 @@ mod tests {
 
     #[test]
     fn parse_reply_byte_exact() {
-        let v = seed_echo_reply();
+        let v = netlink_echo_reply();
         assert_eq!(v.len(), 44);
         let msgs = parse(&v).unwrap();
         assert_eq!(msgs.len(), 1);
         assert_eq!(
             msgs[0].header,
-            Header {
+            NlMsgHdr {
                 len: 41,
                 ty: 3,
                 flags: 0,
@@ -364,7 +320,7 @@ mod tests {
 
     #[test]
     fn parse_garbage_is_error() {
-        let v = seed_echo_reply();
+        let v = netlink_echo_reply();
         for cut in 1..16 {
             assert!(matches!(parse(&v[..cut]), Err(ParseError::Short { .. })));
         }
@@ -392,7 +348,7 @@ mod tests {
                     let _ = parse_error(m.payload);
                     let _ = packet_info(m.payload);
                     let _ = burst_end(m.payload);
-                    let _ = burst_seq(m.payload);
+                    let _ = abi::burst_data_seq(m.payload);
                 }
             }
         }
@@ -402,7 +358,7 @@ mod tests {
     fn error_payloads() {
         let mut p = (-libc::EPERM).to_ne_bytes().to_vec();
         p.extend_from_slice(
-            &Header {
+            &NlMsgHdr {
                 len: 16,
                 ty: 0,
                 flags: 4,
@@ -432,9 +388,9 @@ mod tests {
         // struct packet_info { src = 10.0.2.2, dest = 10.0.2.15 } as iph->saddr/daddr.
         let payload = [10, 0, 2, 2, 10, 0, 2, 15];
         let m = {
-            let mut v = Header {
+            let mut v = NlMsgHdr {
                 len: 24,
-                ty: abi::IMP2_K_MSG,
+                ty: abi::ICMP_REPORT_MSG,
                 flags: 0,
                 seq: 0,
                 pid: 0,
@@ -453,10 +409,11 @@ mod tests {
 
     #[test]
     fn burst_payloads() {
-        let r = burst_request(abi::BurstRequest {
+        let r = abi::BurstRequest {
             count: 100_000,
             size: 64,
-        });
+        }
+        .to_bytes();
         assert_eq!(&r[0..4], &100_000u32.to_ne_bytes());
         assert_eq!(&r[4..8], &64u32.to_ne_bytes());
         let mut e = 5u32.to_ne_bytes().to_vec();
@@ -469,7 +426,7 @@ mod tests {
             }
         );
         assert!(burst_end(&e[..7]).is_err());
-        assert_eq!(burst_seq(&[1, 0, 0, 0, 0xaa]), Some(1));
-        assert_eq!(burst_seq(&[1, 0, 0]), None);
+        assert_eq!(abi::burst_data_seq(&[1, 0, 0, 0, 0xaa]), Some(1));
+        assert_eq!(abi::burst_data_seq(&[1, 0, 0]), None);
     }
 }
