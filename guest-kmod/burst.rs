@@ -32,15 +32,16 @@ use crate::{glue, state};
 /// Back-off while the receiver's queue is full: the first sleep, doubled up to the cap.
 const BACKOFF_FIRST_US: u32 = 100;
 const BACKOFF_MAX_US: u32 = 2_000;
-/// Time a message may wait for room before it counts as dropped (so at most ~1000 attempts).
-/// Once a netlink socket overflows it stays "congested" until its queue is completely
-/// empty, so a reader of several large queues may need a while to accept the next message;
-/// a reader that keeps reading stays well within this budget, one that stopped does not.
-const STALL_BUDGET_US: u64 = 2_000_000;
-/// The end marker carries the count of what was dropped, so it waits longer: a reader that
-/// is still draining large queues (a debug kernel under emulation needs seconds per queue)
-/// must learn of every loss. A requester that stopped reading holds its slot this much longer.
-const END_BUDGET_US: u64 = 10_000_000;
+// The time a message may wait for room before it counts as dropped is the `burst_stall_ms`
+// parameter (default 2 s, so at most ~1000 attempts). Once a netlink socket overflows it stays
+// "congested" until its queue is completely empty, so a reader of several large queues may
+// need a while to accept the next message; a reader that keeps reading stays well within this
+// budget, one that stopped does not.
+/// The end marker carries the count of what was dropped, so it waits this many stall budgets:
+/// a reader that is still draining large queues (a debug kernel under emulation needs seconds
+/// per queue) must learn of every loss. A requester that stopped reading holds its slot this
+/// much longer.
+const END_BUDGET_STALLS: u64 = 5;
 /// Consecutive dropped messages after which the requester counts as not reading: the rest of
 /// the burst is dropped at once (reported in the end marker).
 const MAX_DROPS_IN_A_ROW: u32 = 3;
@@ -202,6 +203,7 @@ impl WorkItem for Burst {
         let mut end = BurstEnd::default();
         let mut gone = false;
         let mut drops_in_a_row = 0;
+        let stall_us = u64::from(st.params.burst_stall_ms) * 1000;
         for n in 0..this.count {
             if this.stopped(st) {
                 break;
@@ -210,7 +212,7 @@ impl WorkItem for Burst {
             let seq = BURST_FIRST_SEQ + n;
             let fill = |p: &mut [u8]| burst_data_fill(seq, p);
             let size = this.size as usize;
-            match this.send_retrying(st, KCHAN_BURST_DATA, size, STALL_BUDGET_US, fill) {
+            match this.send_retrying(st, KCHAN_BURST_DATA, size, stall_us, fill) {
                 Ok(()) => {
                     end.sent += 1;
                     drops_in_a_row = 0;
@@ -237,11 +239,11 @@ impl WorkItem for Burst {
             unsafe { glue::kchan_glue_cond_resched() };
         }
         if !gone && !this.cancelled.load(Ordering::Relaxed) {
-            // The end marker gets a longer, still bounded, budget (END_BUDGET_US).
+            // The end marker gets a longer, still bounded, budget.
             let payload = end.to_bytes();
             let fill = |p: &mut [u8]| p.copy_from_slice(&payload);
             if this
-                .send_retrying(st, KCHAN_BURST_END, payload.len(), END_BUDGET_US, fill)
+                .send_retrying(st, KCHAN_BURST_END, payload.len(), stall_us * END_BUDGET_STALLS, fill)
                 .is_err()
             {
                 STATS.netlink_drops.inc();

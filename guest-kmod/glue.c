@@ -47,6 +47,9 @@ MODULE_PARM_DESC(mmap_pages, "Pages shared through /proc/kchan/mmap, 1..4096 (de
 module_param_named(log_period_ms, kchan_param_log_period_ms, uint, 0444);
 MODULE_PARM_DESC(log_period_ms,
 		 "Period of the log budgets in ms, 100..60000 (default 5000): a test waits one out");
+module_param_named(burst_stall_ms, kchan_param_burst_stall_ms, uint, 0444);
+MODULE_PARM_DESC(burst_stall_ms,
+		 "How long a burst message waits for room, 10..60000 ms (default 2000; the end marker 5x)");
 
 /* ---- procfs -------------------------------------------------------------------------------- */
 

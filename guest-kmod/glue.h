@@ -26,6 +26,7 @@ extern int kchan_param_netlink_unit;
 extern int kchan_param_sockopt_base;
 extern unsigned int kchan_param_mmap_pages;
 extern unsigned int kchan_param_log_period_ms;
+extern unsigned int kchan_param_burst_stall_ms;
 
 /* ---- Implemented in Rust, called by glue.c ----------------------------------------------- */
 /* sockopt.rs */

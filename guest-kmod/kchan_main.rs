@@ -52,9 +52,14 @@ static mut kchan_param_mmap_pages: c_uint = abi::MMAP_PAGES_DEFAULT;
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 static mut kchan_param_log_period_ms: c_uint = LOG_PERIOD_MS_DEFAULT;
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+static mut kchan_param_burst_stall_ms: c_uint = BURST_STALL_MS_DEFAULT;
 
 const LOG_PERIOD_MS_DEFAULT: c_uint = 5000;
 const LOG_PERIOD_MS: core::ops::RangeInclusive<c_uint> = 100..=60_000;
+const BURST_STALL_MS_DEFAULT: c_uint = 2000;
+const BURST_STALL_MS: core::ops::RangeInclusive<c_uint> = 10..=60_000;
 
 /// Validated module parameters.
 #[derive(Clone, Copy)]
@@ -63,18 +68,20 @@ pub(crate) struct Params {
     pub(crate) sockopt_base: i32,
     pub(crate) mmap_pages: usize,
     pub(crate) log_period_ms: u32,
+    pub(crate) burst_stall_ms: u32,
 }
 
 impl Params {
     fn read() -> Result<Self> {
         // SAFETY: The loader wrote these before `init`; nothing writes them afterwards
         // (0444), so plain reads cannot race.
-        let (unit, base, pages, period) = unsafe {
+        let (unit, base, pages, period, stall) = unsafe {
             (
                 ptr::addr_of!(kchan_param_netlink_unit).read(),
                 ptr::addr_of!(kchan_param_sockopt_base).read(),
                 ptr::addr_of!(kchan_param_mmap_pages).read(),
                 ptr::addr_of!(kchan_param_log_period_ms).read(),
+                ptr::addr_of!(kchan_param_burst_stall_ms).read(),
             )
         };
         if !(0..abi::NETLINK_MAX_LINKS).contains(&unit) {
@@ -106,11 +113,21 @@ impl Params {
             );
             return Err(EINVAL);
         }
+        if !BURST_STALL_MS.contains(&stall) {
+            pr_err!(
+                "burst_stall_ms {} is out of range {}..{}\n",
+                stall,
+                BURST_STALL_MS.start(),
+                BURST_STALL_MS.end()
+            );
+            return Err(EINVAL);
+        }
         Ok(Params {
             netlink_unit: unit,
             sockopt_base: base,
             mmap_pages: pages as usize,
             log_period_ms: period,
+            burst_stall_ms: stall,
         })
     }
 }

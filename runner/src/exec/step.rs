@@ -259,7 +259,13 @@ fn wait_until(
             env: p.env,
         };
         let (out, finding, kmsg) = run_once(env, &req, me.clone(), p, started)?;
-        match check_step(env, step, p, &out, finding, &kmsg) {
+        let checked = check_step(env, step, p, &out, finding, &kmsg);
+        // The step's report is its last attempt's, but its time is all the attempts': that is
+        // what the case waited.
+        if let Some(last) = env.steps.last_mut() {
+            last.duration = started.elapsed();
+        }
+        match checked {
             Ok(()) => return Ok(()),
             Err(f) if f.kind != FailureKind::Assertion => return Err(f),
             Err(f) => {
