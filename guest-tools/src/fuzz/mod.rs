@@ -32,6 +32,7 @@
 //!   netlink payloads) can look like a kernel report (`BUG:`, `WARNING:`, `Oops#`) to kspec.
 
 mod arena;
+mod mapping;
 mod mmap;
 mod netlink;
 mod proc;
@@ -273,7 +274,8 @@ pub fn run(a: FuzzArgs, base: i32, unit: i32) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::mmap::{MmapOp, PAGE};
+    use super::mapping::PAGE;
+    use super::mmap::MmapOp;
     use super::netlink::{FUZZ_BURST_MAX_COUNT, NL_MAX_DATAGRAM, NL_SOCKETS};
     use super::proc::ProcOp;
     use super::racer::{gen_race, RACE_SLOTS, SLOT_PAGES};

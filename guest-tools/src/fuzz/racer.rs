@@ -5,10 +5,9 @@ use crate::mmap::{page_size, Mapping};
 use crate::procfs::open_path;
 use nix::fcntl::OFlag;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use super::mmap::{backed, check_mapping, gen_prot, touch, PAGE};
+use super::mapping::{backed, check_mapping, gen_prot, touch, RaceShared, PAGE};
 use super::rng::{mix64, Rng};
 use super::{errno, Config};
 
@@ -196,55 +195,6 @@ fn refill(addr: usize, len: usize) {
                 0,
             )
         };
-    }
-}
-
-/// State shared by the main thread and the racer.
-pub(super) struct RaceShared {
-    stop: AtomicBool,
-    /// The area size (0: unknown).
-    area: AtomicU64,
-    violation: Mutex<Option<String>>,
-}
-
-impl RaceShared {
-    pub(super) fn new() -> Self {
-        RaceShared {
-            stop: AtomicBool::new(false),
-            area: AtomicU64::new(0),
-            violation: Mutex::new(None),
-        }
-    }
-
-    pub(super) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    pub(super) fn area(&self) -> Option<u64> {
-        match self.area.load(Ordering::Relaxed) {
-            0 => None,
-            a => Some(a),
-        }
-    }
-
-    pub(super) fn set_area(&self, a: u64) {
-        self.area.store(a, Ordering::Relaxed);
-    }
-
-    /// Record a violation (the first one counts) and stop both threads.
-    pub(super) fn report(&self, what: String) {
-        if let Ok(mut v) = self.violation.lock() {
-            v.get_or_insert(what);
-        }
-        self.stop();
-    }
-
-    pub(super) fn violation(&self) -> Option<String> {
-        self.violation.lock().ok().and_then(|v| v.clone())
     }
 }
 
