@@ -142,3 +142,14 @@ pub enum Detail {
     /// Text with a heading (output of a step, kernel lines, console tail).
     Lines { heading: String, lines: Vec<String> },
 }
+
+/// A failure of the machinery (VM, agent, module load), not of the kernel under test.
+pub(crate) fn infra(message: String, step: &str, line: usize, details: Vec<Detail>) -> Failure {
+    Failure {
+        kind: FailureKind::Infrastructure,
+        step: step.into(),
+        line,
+        message,
+        details,
+    }
+}

@@ -5,11 +5,9 @@ use std::collections::HashMap;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use super::event::{Detail, Event, Failure, FailureKind, StepReport};
+use super::event::{infra, Detail, Event, Failure, FailureKind, StepReport};
 use super::ledger::{Ledger, StepRef};
-use super::spec_run::{
-    infra, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_OUTPUT_LIMIT, DEFAULT_SETTLE,
-};
+use super::settings::{vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_OUTPUT_LIMIT, DEFAULT_SETTLE};
 use super::step::{execute, gap_failure, vm_failure, StepEnv, StepPlace};
 use crate::image::{GuestModule, Image};
 use crate::spec::{Action, Case, LoadedSpec, PlannedStep, Step};

@@ -9,6 +9,7 @@ pub mod ktap;
 pub mod ledger;
 mod prepare;
 mod requirements;
+mod settings;
 pub mod spec_run;
 pub mod splat;
 pub mod step;
@@ -20,9 +21,8 @@ use std::sync::Mutex;
 pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome, StepReport};
 pub use prepare::{prepare, PrepareError, PrepareOptions, Prepared};
 pub use requirements::{unmet_before_build, unmet_requirements};
-pub use spec_run::{
-    boot_timeout, case_of_run, run_spec, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB,
-};
+pub use settings::{boot_timeout, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB};
+pub use spec_run::{case_of_run, run_spec};
 
 use crate::image::Image;
 use crate::spec::LoadedSpec;

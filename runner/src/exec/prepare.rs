@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::spec_run::RunSettings;
+use super::settings::RunSettings;
 use crate::image::{self, BuildOptions, Image, Kernel, Progress};
 use crate::project::Project;
 use crate::vm::{self, AccelChoice, AccelDecision, AccelError};
