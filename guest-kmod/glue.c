@@ -20,6 +20,7 @@
 #include <linux/notifier.h>
 #include <linux/proc_fs.h>
 #include <linux/ratelimit.h>
+#include <linux/spinlock.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/skbuff.h>
@@ -228,14 +229,32 @@ void kchan_glue_set_log_period(unsigned int ms)
 	kchan_admin_log.interval = msecs_to_jiffies(ms);
 }
 
+/*
+ * ___ratelimit() says "no" without counting when another CPU holds the state's lock, so two
+ * CPUs logging at once would lose lines within the budget (and never report them as
+ * suppressed). Callers take turns here first, so only the budget decides.
+ */
+static DEFINE_RAW_SPINLOCK(kchan_log_lock);
+
+static bool kchan_log_allowed(struct ratelimit_state *rs, const char *what)
+{
+	unsigned long flags;
+	bool ok;
+
+	raw_spin_lock_irqsave(&kchan_log_lock, flags);
+	ok = ___ratelimit(rs, what);
+	raw_spin_unlock_irqrestore(&kchan_log_lock, flags);
+	return ok;
+}
+
 bool kchan_glue_log_echo(void)
 {
-	return ___ratelimit(&kchan_echo_log, KBUILD_MODNAME ": netlink echo");
+	return kchan_log_allowed(&kchan_echo_log, KBUILD_MODNAME ": netlink echo");
 }
 
 bool kchan_glue_log_admin(void)
 {
-	return ___ratelimit(&kchan_admin_log, KBUILD_MODNAME ": root-only messages");
+	return kchan_log_allowed(&kchan_admin_log, KBUILD_MODNAME ": root-only messages");
 }
 
 int kchan_glue_copy_from_sockptr(void *dst, const sockptr_t *src, size_t len)
