@@ -22,12 +22,13 @@ pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome
 pub use prepare::{prepare, PrepareError, PrepareOptions, Prepared};
 pub use requirements::{unmet_before_build, unmet_requirements};
 pub use settings::{boot_timeout, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB};
-pub use spec_run::{case_of_run, run_spec};
+pub use spec_run::{case_of_run, run_group, run_spec, vm_groups, BootFailures};
 
 use crate::image::Image;
 use crate::spec::LoadedSpec;
 
-/// Run every (image, spec) pair with at most `jobs` VMs at a time. `selected` filters cases.
+/// Run every (image, spec) pair with at most `jobs` VMs at a time, each VM group of a spec
+/// (see `vm_groups`) as a unit of its own. `selected` filters cases.
 /// Each worker thread owns its VMs from spawn to kill: QEMU's parent-death signal follows the
 /// thread that forked it.
 pub fn run_all(
@@ -38,22 +39,25 @@ pub fn run_all(
     jobs: usize,
     events: &Sender<Event>,
 ) -> Vec<CaseReport> {
-    let mut units: VecDeque<(&Image, &LoadedSpec)> = VecDeque::new();
+    let mut units: VecDeque<(&Image, &LoadedSpec, usize)> = VecDeque::new();
     for img in images {
         for s in specs {
-            let any = s.spec.cases.iter().any(|c| {
+            let pick = |case: &str| {
                 selected(&CaseId {
                     kernel: img.kernel.name.clone(),
                     spec: s.name.clone(),
-                    case: c.name.clone(),
+                    case: case.to_owned(),
                 })
-            });
-            if any {
-                units.push_back((img, s));
+            };
+            if s.spec.cases.iter().any(|c| pick(&c.name)) {
+                for g in 0..vm_groups(img, s, &pick, settings) {
+                    units.push_back((img, s, g));
+                }
             }
         }
     }
     let queue = Mutex::new(units);
+    let boots = BootFailures::default();
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -62,7 +66,9 @@ pub fn run_all(
                 let events = events;
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                    let Some((img, spec)) = next else { break };
+                    let Some((img, spec, group)) = next else {
+                        break;
+                    };
                     let pick = |case: &str| {
                         selected(&CaseId {
                             kernel: img.kernel.name.clone(),
@@ -70,7 +76,7 @@ pub fn run_all(
                             case: case.to_owned(),
                         })
                     };
-                    let r = run_spec(img, spec, &pick, settings, &events);
+                    let r = run_group(img, spec, &pick, settings, &events, &boots, group);
                     results.lock().unwrap_or_else(|e| e.into_inner()).extend(r);
                 }
             });

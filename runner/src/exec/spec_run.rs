@@ -4,8 +4,10 @@
 //! step's output, exit status and kernel log checked, and each case's log settled before its
 //! verdict.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::artifacts;
@@ -107,14 +109,95 @@ pub fn run_spec(
     settings: &RunSettings,
     events: &Sender<Event>,
 ) -> Vec<CaseReport> {
+    let boots = BootFailures::default();
+    (0..vm_groups(image, spec, selected, settings))
+        .flat_map(|g| run_group(image, spec, selected, settings, events, &boots, g))
+        .collect()
+}
+
+/// The boot failures of (kernel, spec file) pairs so far: once a spec's VM failed to boot, its
+/// other groups fail at once rather than each waiting out the boot timeout again.
+#[derive(Default)]
+pub struct BootFailures(Mutex<HashMap<(String, String), Failure>>);
+
+impl BootFailures {
+    fn key(image: &Image, spec: &LoadedSpec) -> (String, String) {
+        (image.kernel.name.clone(), spec.name.clone())
+    }
+
+    fn get(&self, image: &Image, spec: &LoadedSpec) -> Option<Failure> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&Self::key(image, spec)).cloned()
+    }
+
+    fn put(&self, image: &Image, spec: &LoadedSpec, f: &Failure) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(Self::key(image, spec), f.clone());
+    }
+}
+
+/// Is `case` given a VM of its own?
+fn fresh(spec: &LoadedSpec, settings: &RunSettings, case: &Case) -> bool {
+    case.fresh_vm || spec.spec.isolation.unwrap_or(settings.isolation) == Isolation::Case
+}
+
+/// The runs in VM groups: a case with a fresh VM alone, consecutive others together, in order.
+/// No state passes from one group to the next, so groups may run at once.
+fn group_runs<'a>(
+    spec: &LoadedSpec,
+    settings: &RunSettings,
+    runs: Vec<Run<'a>>,
+) -> Vec<Vec<Run<'a>>> {
+    let mut groups: Vec<Vec<Run>> = Vec::new();
+    for run in runs {
+        let alone = fresh(spec, settings, run.case);
+        match groups.last_mut() {
+            Some(g) if !alone && !fresh(spec, settings, g[0].case) => g.push(run),
+            _ => groups.push(vec![run]),
+        }
+    }
+    groups
+}
+
+/// How many VM groups the selected cases of `spec` form (at least one: the first group also
+/// reports the skipped cases).
+pub fn vm_groups(
+    image: &Image,
+    spec: &LoadedSpec,
+    selected: &dyn Fn(&str) -> bool,
+    settings: &RunSettings,
+) -> usize {
+    let (runs, _) = plan_runs(image, spec, selected, settings.repeat);
+    group_runs(spec, settings, runs).len().max(1)
+}
+
+/// Run VM group `group` of `spec` (see `vm_groups`); group 0 also reports the skipped cases.
+pub fn run_group(
+    image: &Image,
+    spec: &LoadedSpec,
+    selected: &dyn Fn(&str) -> bool,
+    settings: &RunSettings,
+    events: &Sender<Event>,
+    boots: &BootFailures,
+    group: usize,
+) -> Vec<CaseReport> {
     let mut reports = Vec::new();
     let finish = |r: CaseReport, reports: &mut Vec<CaseReport>| {
         let _ = events.send(Event::CaseFinished(Box::new(r.clone())));
         reports.push(r);
     };
     let (runs, skipped) = plan_runs(image, spec, selected, settings.repeat);
-    for r in skipped {
-        finish(r, &mut reports);
+    if group == 0 {
+        for r in skipped {
+            finish(r, &mut reports);
+        }
+    }
+    let runs = group_runs(spec, settings, runs)
+        .into_iter()
+        .nth(group)
+        .unwrap_or_default();
+    if runs.is_empty() {
+        return reports;
     }
     let extra = match spec_files_archive(spec) {
         Ok(e) => e,
@@ -131,16 +214,10 @@ pub fn run_spec(
         }
     };
     let mut vm = VmSlot::default();
-    let isolated = spec.spec.isolation.unwrap_or(settings.isolation) == Isolation::Case;
-    let fresh = |c: &Case| c.fresh_vm || isolated;
+    let last = runs.len() - 1;
     for (pos, run) in runs.iter().enumerate() {
         let _ = events.send(Event::CaseStarted(run.id.clone()));
         let started = Instant::now();
-        if fresh(run.case) {
-            vm.guest = None;
-        }
-        // The VM ends after this case if the next case wants a fresh one, or none follows.
-        let last_in_vm = fresh(run.case) || runs.get(pos + 1).is_none_or(|n| fresh(n.case));
         let mut steps = Vec::new();
         let note = if vm.guest.is_none() {
             vm.fresh_because.take().map(|w| format!("fresh VM: {w}"))
@@ -154,7 +231,8 @@ pub fn run_spec(
             extra: extra.as_deref(),
             settings,
             events,
-            last_in_vm,
+            boots,
+            last_in_vm: pos == last,
         };
         let (outcome, artifacts) = vm.run_case(&ctx, &run.id, &mut steps);
         let r = CaseReport {
@@ -177,6 +255,7 @@ struct CaseCtx<'a> {
     extra: Option<&'a [u8]>,
     settings: &'a RunSettings,
     events: &'a Sender<Event>,
+    boots: &'a BootFailures,
     last_in_vm: bool,
 }
 
@@ -184,7 +263,6 @@ struct CaseCtx<'a> {
 #[derive(Default)]
 struct VmSlot {
     guest: Option<Guest>,
-    boot_failure: Option<Failure>,
     /// Why the previous case's VM was not reused (said on the next case's report).
     fresh_because: Option<String>,
 }
@@ -196,7 +274,7 @@ impl VmSlot {
         id: &CaseId,
         steps: &mut Vec<StepReport>,
     ) -> (Outcome, Vec<PathBuf>) {
-        let result = match self.boot_failure.clone() {
+        let result = match c.boots.get(c.image, c.spec) {
             Some(f) => Err(f),
             None => self.in_vm(c, steps),
         };
@@ -244,7 +322,7 @@ impl VmSlot {
                 Ok(g) => self.guest = Some(g),
                 Err(f) => {
                     if f.kind == FailureKind::Infrastructure && f.step == "boot" {
-                        self.boot_failure = Some(f.clone());
+                        c.boots.put(c.image, c.spec, &f);
                     }
                     return Err(f);
                 }
