@@ -369,6 +369,50 @@ fn spec_files_archive(spec: &LoadedSpec) -> Result<Option<Vec<u8>>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::vm::Accel;
+
+    fn groups_of(text: &str, isolation: Isolation) -> Vec<Vec<String>> {
+        let spec = crate::spec::load_str(std::path::Path::new("g.yaml"), text).unwrap();
+        let mut settings = RunSettings::new(Accel::Tcg, None);
+        settings.isolation = isolation;
+        let runs = spec
+            .spec
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(ci, case)| Run {
+                ci,
+                case,
+                id: CaseId {
+                    kernel: "k".into(),
+                    spec: "g".into(),
+                    case: case.name.clone(),
+                },
+            })
+            .collect();
+        group_runs(&spec, &settings, runs)
+            .into_iter()
+            .map(|g| g.into_iter().map(|r| r.id.case).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_vm_case_is_a_group_of_its_own_and_the_others_keep_their_order() {
+        let text = "name: g\ncases:\n\
+            - { name: a, steps: [{ run: 'true' }] }\n\
+            - { name: b, steps: [{ run: 'true' }] }\n\
+            - { name: c, fresh_vm: true, steps: [{ run: 'true' }] }\n\
+            - { name: d, steps: [{ run: 'true' }] }\n\
+            - { name: e, fresh_vm: true, steps: [{ run: 'true' }] }\n\
+            - { name: f, fresh_vm: true, steps: [{ run: 'true' }] }\n";
+        assert_eq!(
+            groups_of(text, Isolation::Spec),
+            [vec!["a", "b"], vec!["c"], vec!["d"], vec!["e"], vec!["f"]]
+        );
+        assert_eq!(groups_of(text, Isolation::Case).len(), 6);
+    }
+
     #[test]
     fn a_runs_name_leads_back_to_its_case() {
         let name = super::run_name("a [b] case", 2, 5);
