@@ -144,3 +144,16 @@ fn missing_path_is_an_error_not_a_panic() {
         .code(2)
         .stderr(predicate::str::contains("no such file"));
 }
+
+/// `--artifacts DIR` is made before anything is built: a run without failures leaves an empty
+/// DIR (the workflow uploads it), and a DIR that cannot be made stops the run at once.
+#[test]
+fn artifacts_dir_is_made_up_front_or_refused() {
+    kspec()
+        .args(["run", "--artifacts", "/proc/kspec-no/such", "../specs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "kspec: error: --artifacts /proc/kspec-no/such:",
+        ));
+}

@@ -64,7 +64,8 @@ pub struct RunArgs {
     #[arg(long, env = "KSPEC_BLESS", value_parser = clap::builder::BoolishValueParser::new())]
     pub bless: bool,
     /// When a case fails, copy its VM's kernel log, console and the guest files its spec lists
-    /// (`artifacts:`) under DIR/<kernel>/<spec>/<case>/, and name them in the report.
+    /// (`artifacts:`) under DIR/<kernel>/<spec>/<case>/, and name them in the report. DIR is
+    /// created before anything runs (so a run without failures leaves it empty).
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
 }
@@ -75,6 +76,14 @@ pub fn run(args: RunArgs) -> u8 {
         Err(code) => return code,
     };
     let kernels: Vec<&image::Kernel> = kernels.iter().collect();
+    // Before anything is built: a DIR that cannot be made is a usage error, not a lost
+    // failure's evidence at the end of a long run.
+    if let Some(dir) = &args.artifacts {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("kspec: error: --artifacts {}: {e}", dir.display());
+            return 2;
+        }
+    }
     let specs = match load_specs(Some(&project), &args.paths) {
         Ok(s) => s,
         Err(code) => return code,
