@@ -242,8 +242,9 @@ impl WorkItem for Burst {
             // The end marker gets a longer, still bounded, budget.
             let payload = end.to_bytes();
             let fill = |p: &mut [u8]| p.copy_from_slice(&payload);
+            let end_us = stall_us * END_BUDGET_STALLS;
             if this
-                .send_retrying(st, KCHAN_BURST_END, payload.len(), stall_us * END_BUDGET_STALLS, fill)
+                .send_retrying(st, KCHAN_BURST_END, payload.len(), end_us, fill)
                 .is_err()
             {
                 STATS.netlink_drops.inc();

@@ -12,6 +12,7 @@
 //! lives in its own file; glue.c holds the C-only struct layouts and registrations.
 
 use core::ffi::{c_int, c_uint};
+use core::ops::RangeInclusive;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
@@ -57,9 +58,9 @@ static mut kchan_param_log_period_ms: c_uint = LOG_PERIOD_MS_DEFAULT;
 static mut kchan_param_burst_stall_ms: c_uint = BURST_STALL_MS_DEFAULT;
 
 const LOG_PERIOD_MS_DEFAULT: c_uint = 5000;
-const LOG_PERIOD_MS: core::ops::RangeInclusive<c_uint> = 100..=60_000;
+const LOG_PERIOD_MS: RangeInclusive<c_uint> = 100..=60_000;
 const BURST_STALL_MS_DEFAULT: c_uint = 2000;
-const BURST_STALL_MS: core::ops::RangeInclusive<c_uint> = 10..=60_000;
+const BURST_STALL_MS: RangeInclusive<c_uint> = 10..=60_000;
 
 /// Validated module parameters.
 #[derive(Clone, Copy)]
@@ -96,32 +97,9 @@ impl Params {
             pr_err!("sockopt_base {} is out of range\n", base);
             return Err(EINVAL);
         }
-        if !(1..=abi::MMAP_PAGES_MAX).contains(&pages) {
-            pr_err!(
-                "mmap_pages {} is out of range 1..{}\n",
-                pages,
-                abi::MMAP_PAGES_MAX
-            );
-            return Err(EINVAL);
-        }
-        if !LOG_PERIOD_MS.contains(&period) {
-            pr_err!(
-                "log_period_ms {} is out of range {}..{}\n",
-                period,
-                LOG_PERIOD_MS.start(),
-                LOG_PERIOD_MS.end()
-            );
-            return Err(EINVAL);
-        }
-        if !BURST_STALL_MS.contains(&stall) {
-            pr_err!(
-                "burst_stall_ms {} is out of range {}..{}\n",
-                stall,
-                BURST_STALL_MS.start(),
-                BURST_STALL_MS.end()
-            );
-            return Err(EINVAL);
-        }
+        let pages = in_range("mmap_pages", pages, 1..=abi::MMAP_PAGES_MAX)?;
+        let period = in_range("log_period_ms", period, LOG_PERIOD_MS)?;
+        let stall = in_range("burst_stall_ms", stall, BURST_STALL_MS)?;
         Ok(Params {
             netlink_unit: unit,
             sockopt_base: base,
@@ -130,6 +108,21 @@ impl Params {
             burst_stall_ms: stall,
         })
     }
+}
+
+/// `value` of the parameter `name` if `range` holds it, else a log line saying so and EINVAL.
+fn in_range(name: &str, value: c_uint, range: RangeInclusive<c_uint>) -> Result<c_uint> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    pr_err!(
+        "{} {} is out of range {}..{}\n",
+        name,
+        value,
+        range.start(),
+        range.end()
+    );
+    Err(EINVAL)
 }
 
 /// Everything the callbacks share. Allocated first and freed last, so every registration
