@@ -22,13 +22,14 @@ pub use event::{CaseId, CaseReport, Detail, Event, Failure, FailureKind, Outcome
 pub use prepare::{prepare, PrepareError, PrepareOptions, Prepared};
 pub use requirements::{unmet_before_build, unmet_requirements};
 pub use settings::{boot_timeout, vm_config, RunSettings, DEFAULT_CPUS, DEFAULT_MEMORY_MB};
-pub use spec_run::{case_of_run, run_group, run_spec, vm_groups, BootFailures};
+pub use spec_run::{case_of_run, run_spec};
+use spec_run::{plan_spec, report_skipped, run_group, BootFailures, Run};
 
 use crate::image::Image;
 use crate::spec::LoadedSpec;
 
 /// Run every (image, spec) pair with at most `jobs` VMs at a time, each VM group of a spec
-/// (see `vm_groups`) as a unit of its own. `selected` filters cases.
+/// (see `SpecPlan`) as a unit of its own. `selected` filters cases.
 /// Each worker thread owns its VMs from spawn to kill: QEMU's parent-death signal follows the
 /// thread that forked it.
 pub fn run_all(
@@ -39,7 +40,10 @@ pub fn run_all(
     jobs: usize,
     events: &Sender<Event>,
 ) -> Vec<CaseReport> {
-    let mut units: VecDeque<(&Image, &LoadedSpec, usize)> = VecDeque::new();
+    // Each spec is planned once (its requirements read the built kernel's config); skipped
+    // cases are reported here, and each VM group becomes a unit of work.
+    let mut skipped = Vec::new();
+    let mut units: VecDeque<(&Image, &LoadedSpec, Vec<Run>)> = VecDeque::new();
     for img in images {
         for s in specs {
             let pick = |case: &str| {
@@ -49,16 +53,14 @@ pub fn run_all(
                     case: case.to_owned(),
                 })
             };
-            if s.spec.cases.iter().any(|c| pick(&c.name)) {
-                for g in 0..vm_groups(img, s, &pick, settings) {
-                    units.push_back((img, s, g));
-                }
-            }
+            let plan = plan_spec(img, s, &pick, settings);
+            skipped.extend(report_skipped(plan.skipped, events));
+            units.extend(plan.groups.into_iter().map(|g| (img, s, g)));
         }
     }
     let queue = Mutex::new(units);
     let boots = BootFailures::default();
-    let results = Mutex::new(Vec::new());
+    let results = Mutex::new(skipped);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             let events = events.clone();
@@ -66,17 +68,10 @@ pub fn run_all(
                 let events = events;
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                    let Some((img, spec, group)) = next else {
+                    let Some((img, spec, runs)) = next else {
                         break;
                     };
-                    let pick = |case: &str| {
-                        selected(&CaseId {
-                            kernel: img.kernel.name.clone(),
-                            spec: spec.name.clone(),
-                            case: case.to_owned(),
-                        })
-                    };
-                    let r = run_group(img, spec, &pick, settings, &events, &boots, group);
+                    let r = run_group(img, spec, &runs, settings, &events, &boots);
                     results.lock().unwrap_or_else(|e| e.into_inner()).extend(r);
                 }
             });

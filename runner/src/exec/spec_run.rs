@@ -18,7 +18,7 @@ use super::settings::RunSettings;
 use crate::image::{initramfs, Image};
 use crate::spec::{Case, Isolation, LoadedSpec};
 /// One run of a case: which case, and which of `--repeat`'s runs.
-struct Run<'a> {
+pub(super) struct Run<'a> {
     ci: usize,
     case: &'a Case,
     id: CaseId,
@@ -109,16 +109,19 @@ pub fn run_spec(
     settings: &RunSettings,
     events: &Sender<Event>,
 ) -> Vec<CaseReport> {
+    let plan = plan_spec(image, spec, selected, settings);
+    let mut reports = report_skipped(plan.skipped, events);
     let boots = BootFailures::default();
-    (0..vm_groups(image, spec, selected, settings))
-        .flat_map(|g| run_group(image, spec, selected, settings, events, &boots, g))
-        .collect()
+    for runs in &plan.groups {
+        reports.extend(run_group(image, spec, runs, settings, events, &boots));
+    }
+    reports
 }
 
 /// The boot failures of (kernel, spec file) pairs so far: once a spec's VM failed to boot, its
 /// other groups fail at once rather than each waiting out the boot timeout again.
 #[derive(Default)]
-pub struct BootFailures(Mutex<HashMap<(String, String), Failure>>);
+pub(super) struct BootFailures(Mutex<HashMap<(String, String), Failure>>);
 
 impl BootFailures {
     fn key(image: &Image, spec: &LoadedSpec) -> (String, String) {
@@ -136,13 +139,32 @@ impl BootFailures {
     }
 }
 
+/// A spec file's selected cases for one image, planned once: the reports of those skipped, and
+/// the runs in VM groups (a case with a fresh VM alone, consecutive others together, in
+/// order). No state passes from one group to the next, so groups may run at once.
+pub(super) struct SpecPlan<'a> {
+    pub(super) skipped: Vec<CaseReport>,
+    pub(super) groups: Vec<Vec<Run<'a>>>,
+}
+
+pub(super) fn plan_spec<'a>(
+    image: &Image,
+    spec: &'a LoadedSpec,
+    selected: &dyn Fn(&str) -> bool,
+    settings: &RunSettings,
+) -> SpecPlan<'a> {
+    let (runs, skipped) = plan_runs(image, spec, selected, settings.repeat);
+    SpecPlan {
+        skipped,
+        groups: group_runs(spec, settings, runs),
+    }
+}
+
 /// Is `case` given a VM of its own?
 fn fresh(spec: &LoadedSpec, settings: &RunSettings, case: &Case) -> bool {
     case.fresh_vm || spec.spec.isolation.unwrap_or(settings.isolation) == Isolation::Case
 }
 
-/// The runs in VM groups: a case with a fresh VM alone, consecutive others together, in order.
-/// No state passes from one group to the next, so groups may run at once.
 fn group_runs<'a>(
     spec: &LoadedSpec,
     settings: &RunSettings,
@@ -159,43 +181,28 @@ fn group_runs<'a>(
     groups
 }
 
-/// How many VM groups the selected cases of `spec` form (at least one: the first group also
-/// reports the skipped cases).
-pub fn vm_groups(
-    image: &Image,
-    spec: &LoadedSpec,
-    selected: &dyn Fn(&str) -> bool,
-    settings: &RunSettings,
-) -> usize {
-    let (runs, _) = plan_runs(image, spec, selected, settings.repeat);
-    group_runs(spec, settings, runs).len().max(1)
+/// Send and return the reports of skipped cases.
+pub(super) fn report_skipped(skipped: Vec<CaseReport>, events: &Sender<Event>) -> Vec<CaseReport> {
+    for r in &skipped {
+        let _ = events.send(Event::CaseFinished(Box::new(r.clone())));
+    }
+    skipped
 }
 
-/// Run VM group `group` of `spec` (see `vm_groups`); group 0 also reports the skipped cases.
-pub fn run_group(
+/// Run one VM group of a spec file's plan, in one VM while its cases leave the kernel clean.
+pub(super) fn run_group(
     image: &Image,
     spec: &LoadedSpec,
-    selected: &dyn Fn(&str) -> bool,
+    runs: &[Run],
     settings: &RunSettings,
     events: &Sender<Event>,
     boots: &BootFailures,
-    group: usize,
 ) -> Vec<CaseReport> {
     let mut reports = Vec::new();
     let finish = |r: CaseReport, reports: &mut Vec<CaseReport>| {
         let _ = events.send(Event::CaseFinished(Box::new(r.clone())));
         reports.push(r);
     };
-    let (runs, skipped) = plan_runs(image, spec, selected, settings.repeat);
-    if group == 0 {
-        for r in skipped {
-            finish(r, &mut reports);
-        }
-    }
-    let runs = group_runs(spec, settings, runs)
-        .into_iter()
-        .nth(group)
-        .unwrap_or_default();
     if runs.is_empty() {
         return reports;
     }
@@ -206,7 +213,7 @@ pub fn run_group(
                 let line = spec.case_pos(run.ci).line;
                 let f = infra(format!("adding spec files: {e}"), "setup", line, vec![]);
                 finish(
-                    report(run.id, spec, run.ci, Outcome::Failed(f)),
+                    report(run.id.clone(), spec, run.ci, Outcome::Failed(f)),
                     &mut reports,
                 );
             }
